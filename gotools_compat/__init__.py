@@ -1,0 +1,12 @@
+"""Go x/tools-style telemetry for Python, kept in opencensus views.
+
+The modules mirror Go's packages: :mod:`~gotools_compat.unit`,
+:mod:`~gotools_compat.event`, :mod:`~gotools_compat.stats`,
+:mod:`~gotools_compat.metric` and :mod:`~gotools_compat.export`.
+"""
+
+from gotools_compat.event import background, todo
+
+__version__ = "0.1.0"
+
+__all__ = ["background", "todo", "__version__"]

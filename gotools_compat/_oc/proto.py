@@ -61,7 +61,7 @@ def _serialized_descriptor(module_name: str) -> bytes:
         end += 1
     # The literal is text whose code points are the bytes (the module encodes
     # it with latin1 on Python 3).
-    literal = ast.literal_eval(source[start:end + 1])
+    literal: str = ast.literal_eval(source[start:end + 1])
     return literal.encode("latin1")
 
 
@@ -76,10 +76,10 @@ def _build(module_name: str) -> types.ModuleType:
     serialized = _serialized_descriptor(module_name)
     module = types.ModuleType(module_name)
     namespace: Dict[str, object] = module.__dict__
-    namespace["DESCRIPTOR"] = pool.AddSerializedFile(serialized)
-    builder.BuildMessageAndEnumDescriptors(namespace["DESCRIPTOR"], namespace)
-    builder.BuildTopDescriptorsAndMessages(
-        namespace["DESCRIPTOR"], module_name, namespace)
+    file_descriptor = pool.AddSerializedFile(serialized)
+    namespace["DESCRIPTOR"] = file_descriptor
+    builder.BuildMessageAndEnumDescriptors(file_descriptor, namespace)
+    builder.BuildTopDescriptorsAndMessages(file_descriptor, module_name, namespace)
     return module
 
 

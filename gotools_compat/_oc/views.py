@@ -1,0 +1,197 @@
+"""View registration, the record path and tag mapping.
+
+Each metric is an opencensus ``View`` registered with opencensus's view
+manager under the metric's name.  Its ``ViewData`` is a :class:`CompatViewData`
+whose rows are our :mod:`aggregation` rows: opencensus's ``get_metrics()``,
+its exporters and its ``MeasurementMap.record`` all read and write the very
+same rows as our record path.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from opencensus.stats import measure as oc_measure
+from opencensus.stats import stats as oc_stats
+from opencensus.stats import view as oc_view
+from opencensus.stats import view_data as oc_view_data
+from opencensus.tags import TagContext
+
+from gotools_compat import event
+from gotools_compat._oc.aggregation import Aggregation, Labels, Row
+
+log = logging.getLogger(__name__)
+
+# Label value of every column of the row that takes the values of tag
+# combinations beyond a metric's max_rows (see metric.MAX_ROWS).
+OVERFLOW = "__overflow__"
+
+_registry_lock = threading.Lock()
+
+
+def _measure_to_view_map() -> Any:
+    return oc_stats.stats.view_manager.measure_to_view_map
+
+
+def _iso_now() -> str:
+    # The format opencensus uses for view start times, without utcnow() (E13).
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def opencensus_measure(name: str, description: str, unit: str, is_int: bool) -> Any:
+    """The opencensus measure for one of our measures.
+
+    A measure of that name that an app already registered with opencensus is
+    adopted (so its ``MeasurementMap`` records reach our rows); one of the
+    other number type is a ValueError.
+    """
+    kind = oc_measure.MeasureInt if is_int else oc_measure.MeasureFloat
+    with _registry_lock:
+        existing = _measure_to_view_map()._registered_measures.get(name)
+    if existing is None:
+        return kind(name, description, unit)
+    if not isinstance(existing, kind):
+        raise ValueError("opencensus already has a measure named %r of type %s"
+                         % (name, type(existing).__name__))
+    return existing
+
+
+class Recorder:
+    """The rows of one metric, and the subscriber that records into them."""
+
+    def __init__(self, name: str, keys: Tuple["event.Key[Any]", ...], aggregation: Aggregation,
+                 accept: Callable[[Any], Any], max_rows: int) -> None:
+        self.name = name
+        self.keys = keys
+        self.columns = tuple(key.name for key in keys)
+        self.aggregation = aggregation
+        self.accept = accept  # the measure's full validation, for the opencensus path
+        self.max_rows = max_rows
+        self.lock = threading.Lock()
+        self.rows: Dict[Labels, Row] = {}
+        self.start_time = _iso_now()
+        self._none = (None,) * len(keys)
+        self._overflow_warned = False
+        self._bad_context_warned = False
+        self.row0: Optional[Row] = None
+
+    # The subscribers.  Called on every record: keep them short.
+
+    def record_nokey(self, ctx: Any, value: Any) -> None:
+        row = self.row0
+        if row is None:
+            row = self.row0 = self.row((), ())
+        row.add(value)
+
+    def record(self, ctx: Any, value: Any) -> None:
+        if ctx is None:
+            row = self.ambient_row()
+        else:
+            try:
+                row = ctx._rows[self]
+            except (KeyError, AttributeError, TypeError):
+                row = self.context_row(ctx)
+        row.add(value)
+
+    # Finding rows.
+
+    def row(self, labels: Labels, tags: Tuple[Any, ...]) -> Row:
+        row = self.rows.get(labels)
+        if row is not None:
+            return row
+        with self.lock:
+            row = self.rows.get(labels)
+            if row is None:
+                if len(self.rows) >= self.max_rows:
+                    return self._overflow_row()
+                row = self.rows[labels] = self.aggregation.new_row(self.lock, labels, tags)
+        return row
+
+    def _overflow_row(self) -> Row:
+        # Called with the lock held.
+        labels = (OVERFLOW,) * len(self.keys)
+        row = self.rows.get(labels)
+        if row is None:
+            row = self.rows[labels] = self.aggregation.new_row(self.lock, labels, labels)
+        if not self._overflow_warned:
+            self._overflow_warned = True
+            log.warning("metric %r reached its limit of %d rows; values of further tag "
+                        "combinations are counted in the row labelled %r", self.name,
+                        self.max_rows, OVERFLOW)
+        return row
+
+    def context_row(self, ctx: Any) -> Row:
+        if not isinstance(ctx, event.Context):
+            if not self._bad_context_warned:
+                self._bad_context_warned = True
+                log.warning("metric %r was recorded with %s instead of a Context; the "
+                            "ambient opencensus tags are used", self.name, type(ctx).__name__)
+            return self.ambient_row()
+        labels = ctx.labels(self.keys)
+        values = ctx._values
+        tags = tuple(values.get(key) for key in self.keys)
+        # Rows live as long as the metric and a context never changes, so the
+        # context can keep the row (the overflow row too: at the limit, a new
+        # combination stays there).
+        row = ctx._rows[self] = self.row(labels, labels if tags == labels else tags)
+        return row
+
+    def ambient_row(self) -> Row:
+        tag_map = TagContext.get()
+        return self.row_for_tag_map(tag_map)
+
+    def row_for_tag_map(self, tag_map: Any) -> Row:
+        if tag_map is None or not self.columns:
+            labels = self._none
+        else:
+            mapping = tag_map.map
+            labels = tuple(mapping.get(column) for column in self.columns)
+        return self.row(labels, labels)
+
+    def snapshot_rows(self) -> List[Row]:
+        with self.lock:
+            return list(self.rows.values())
+
+
+class CompatViewData(oc_view_data.ViewData):  # type: ignore[misc]
+    """opencensus ViewData over a Recorder's rows."""
+
+    def __init__(self, view: Any, recorder: Recorder) -> None:
+        super().__init__(view=view, start_time=recorder.start_time, end_time=recorder.start_time)
+        self.recorder = recorder
+
+    @property
+    def tag_value_aggregation_data_map(self) -> Dict[Labels, Row]:
+        # A copy: opencensus iterates it while other threads add rows (E11).
+        recorder = self.recorder
+        with recorder.lock:
+            return dict(recorder.rows)
+
+    def record(self, context: Any, value: Any, timestamp: Any, attachments: Any = None) -> None:
+        # opencensus's MeasurementMap.record path (E8's copies stay theirs).
+        accepted = self.recorder.accept(value)
+        if accepted is not None:
+            self.recorder.row_for_tag_map(context).add(accepted)
+
+
+def register(name: str, description: str, measure: Any, recorder: Recorder) -> CompatViewData:
+    """Register a View for ``recorder`` and put our ViewData behind it."""
+    view = oc_view.View(name, description, list(recorder.columns), measure,
+                        recorder.aggregation)
+    mtvm = _measure_to_view_map()
+    with _registry_lock:
+        if name in mtvm._registered_views:
+            raise ValueError("opencensus already has a view named %r" % name)
+        oc_stats.stats.view_manager.register_view(view)
+        view_datas = mtvm._measure_to_view_data_list_map[measure.name]
+        for i, data in enumerate(view_datas):
+            if data.view is view:
+                compat = view_datas[i] = CompatViewData(view, recorder)
+                break
+        else:  # pragma: no cover - register_view always appends
+            raise RuntimeError("opencensus did not register view %r" % name)
+    return compat

@@ -1,0 +1,324 @@
+"""Metrics, as in Go's ``telemetry/metric`` package, kept in opencensus views.
+
+``Scalar(...).count_float64(m)`` and friends, and ``HistogramFloat64(...).record(m)``,
+build a metric on a measure: an opencensus ``View`` named after the metric,
+with one column per key, whose rows are filled by ``m.record(ctx, v)``.
+Each returns the metric's name, as in Go.
+
+Definitions are checked at once: a bad name, key or bucket list is a
+``ValueError`` or ``TypeError`` here, never a surprise at record time.  A
+second metric with a name already taken is the same metric when the
+definition is the same (same kind, measure, keys, description and buckets)
+and a ``ValueError`` otherwise (E12).
+
+Rows: one per combination of the values the metric's keys have in the
+recording context; a key the context lacks is a row of its own (label value
+None, "no value").  Cardinality policy: a metric keeps at most ``max_rows``
+rows (default :data:`MAX_ROWS`); values of further combinations are counted in
+one row whose every label is ``"__overflow__"``, with one WARNING, so memory
+stays bounded and nothing recorded is lost.
+
+Histograms count a value in bucket ``b`` when ``value <= b`` (Go, Prometheus,
+OpenTelemetry), keep the bounds exactly as declared (zero and negatives
+included) and add an overflow bucket; each row has count, sum, min, max and
+sum of squared deviation.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from gotools_compat import _oc  # noqa: F401  (clock patch before opencensus.stats)
+from gotools_compat._oc import aggregation as agg
+from gotools_compat._oc import views
+from gotools_compat.event import Key, Tag
+from gotools_compat.stats import Float64, Int64, _Measure
+
+MAX_ROWS = 10_000
+
+Number = Union[int, float]
+
+_lock = threading.Lock()
+_metrics: Dict[str, "_Registered"] = {}
+
+
+@dataclass
+class _Registered:
+    info: Union["Scalar", "HistogramInt64", "HistogramFloat64"]
+    definition: Tuple[Any, ...]
+    recorder: views.Recorder
+    is_gauge: bool
+
+
+def _check_name(name: object, what: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError("%s name must be a str, not %s" % (what, type(name).__name__))
+    if not 0 < len(name) <= 255 or not all(32 <= ord(c) <= 126 for c in name):
+        raise ValueError("%s name %r must be 1 to 255 printable ASCII characters"
+                         % (what, name))
+    return name
+
+
+def _check_keys(keys: Sequence[Key[Any]]) -> Tuple[Key[Any], ...]:
+    if isinstance(keys, (str, bytes)) or not isinstance(keys, (list, tuple)):
+        raise TypeError("keys must be a list or tuple of event keys")
+    names = set()
+    for key in keys:
+        if not isinstance(key, Key):
+            raise TypeError("keys must be made by event.new_*_key(), not %r" % (key,))
+        if key.name in names:
+            raise ValueError("two keys named %r in one metric" % key.name)
+        names.add(key.name)
+    return tuple(keys)
+
+
+def _check_max_rows(max_rows: Optional[int]) -> int:
+    if max_rows is None:
+        return MAX_ROWS
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise ValueError("max_rows must be a positive int, not %r" % (max_rows,))
+    return max_rows
+
+
+def _check_buckets(buckets: Sequence[Number], is_int: bool) -> Tuple[Number, ...]:
+    if isinstance(buckets, (str, bytes)) or not isinstance(buckets, (list, tuple)):
+        raise TypeError("buckets must be a list or tuple of numbers")
+    if not buckets:
+        raise ValueError("a histogram needs at least one bucket bound")
+    out: List[Number] = []
+    for bound in buckets:
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise TypeError("bucket bounds must be numbers, not %r" % (bound,))
+        if is_int and not isinstance(bound, int):
+            raise TypeError("HistogramInt64 bounds must be ints, not %r" % (bound,))
+        if not is_int:
+            bound = float(bound)
+            if not math.isfinite(bound):
+                raise ValueError("bucket bounds must be finite, not %r" % (bound,))
+        out.append(bound)
+    for lower, upper in zip(out, out[1:]):
+        if not lower < upper:
+            raise ValueError("bucket bounds must be strictly increasing; %r then %r"
+                             % (lower, upper))
+    return tuple(out)
+
+
+def _register(info: Any, kind: str, measure: _Measure, measure_type: type,
+              aggregation: agg.Aggregation, extra: Tuple[Any, ...] = ()) -> str:
+    if not isinstance(measure, measure_type):
+        raise TypeError("%s needs a stats.%s measure, not %r"
+                        % (kind, measure_type.__name__, measure))
+    name: str = info.name
+    definition = (kind, measure, info.keys, info.description) + extra
+    with _lock:
+        existing = _metrics.get(name)
+        if existing is not None:
+            if existing.definition == definition:
+                return name
+            raise ValueError("metric %r already exists with another definition (%s on %r)"
+                             % (name, existing.definition[0], existing.definition[1]))
+        if measure.opencensus is None:
+            measure.opencensus = views.opencensus_measure(
+                measure.name, measure.description, measure.unit, isinstance(measure, Int64))
+        recorder = views.Recorder(name, info.keys, aggregation, measure.accept, info.max_rows)
+        views.register(name, info.description, measure.opencensus, recorder)
+        measure._add_subscriber(recorder.record if info.keys else recorder.record_nokey)
+        _metrics[name] = _Registered(info, definition, recorder, kind.startswith("latest"))
+    return name
+
+
+class Scalar:
+    """Construction info for a scalar metric (Go's ``metric.Scalar``)."""
+
+    def __init__(self, name: str, description: str = "", keys: Sequence[Key[Any]] = (),
+                 max_rows: Optional[int] = None) -> None:
+        self.name = _check_name(name, "metric")
+        if not isinstance(description, str):
+            raise TypeError("description must be a str")
+        self.description = description
+        self.keys = _check_keys(keys)
+        self.max_rows = _check_max_rows(max_rows)
+
+    def __repr__(self) -> str:
+        return "Scalar(%r)" % self.name
+
+    def count_int64(self, measure: Int64) -> str:
+        """A cumulative count of records on ``measure``."""
+        return _register(self, "count_int64", measure, Int64, agg.Count())
+
+    def sum_int64(self, measure: Int64) -> str:
+        """A cumulative sum of ``measure``'s values (an exact int)."""
+        return _register(self, "sum_int64", measure, Int64, agg.Sum(True))
+
+    def latest_int64(self, measure: Int64) -> str:
+        """A gauge: the last value recorded on ``measure``."""
+        return _register(self, "latest_int64", measure, Int64, agg.LastValue(True))
+
+    def count_float64(self, measure: Float64) -> str:
+        """A cumulative count of records on ``measure`` (an int, as in Go)."""
+        return _register(self, "count_float64", measure, Float64, agg.Count())
+
+    def sum_float64(self, measure: Float64) -> str:
+        """A cumulative sum of ``measure``'s values."""
+        return _register(self, "sum_float64", measure, Float64, agg.Sum(False))
+
+    def latest_float64(self, measure: Float64) -> str:
+        """A gauge: the last value recorded on ``measure``."""
+        return _register(self, "latest_float64", measure, Float64, agg.LastValue(False))
+
+
+class _Histogram:
+    _is_int = False
+
+    def __init__(self, name: str, description: str = "", buckets: Sequence[Number] = (),
+                 keys: Sequence[Key[Any]] = (), max_rows: Optional[int] = None) -> None:
+        self.name = _check_name(name, "metric")
+        if not isinstance(description, str):
+            raise TypeError("description must be a str")
+        self.description = description
+        self.buckets = _check_buckets(buckets, self._is_int)
+        self.keys = _check_keys(keys)
+        self.max_rows = _check_max_rows(max_rows)
+
+    def __repr__(self) -> str:
+        return "%s(%r, buckets=%r)" % (type(self).__name__, self.name, list(self.buckets))
+
+
+class HistogramInt64(_Histogram):
+    """A histogram of an Int64 measure (Go's ``metric.HistogramInt64``)."""
+
+    _is_int = True
+
+    def record(self, measure: Int64) -> str:
+        return _register(self, "histogram_int64", measure, Int64,
+                         agg.Distribution(self.buckets, True), (self.buckets,))
+
+
+class HistogramFloat64(_Histogram):
+    """A histogram of a Float64 measure (Go's ``metric.HistogramFloat64``)."""
+
+    def record(self, measure: Float64) -> str:
+        return _register(self, "histogram_float64", measure, Float64,
+                         agg.Distribution(self.buckets, False), (self.buckets,))
+
+
+# Snapshots handed to exporters: plain data, as Go's metric.*Data.
+
+@dataclass(frozen=True)
+class _Data:
+    info: Any
+    end_time: datetime.datetime
+    tag_groups: List[List[Tag]] = field(repr=False)
+
+    def handle(self) -> str:
+        """The metric's name (Go's ``Handle()``)."""
+        return str(self.info.name)
+
+    def groups(self) -> List[List[Tag]]:
+        """One tag list per row, in row order (Go's ``Groups()``)."""
+        return self.tag_groups
+
+
+@dataclass(frozen=True)
+class Int64Data(_Data):
+    is_gauge: bool = False
+    rows: List[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Float64Data(_Data):
+    is_gauge: bool = False
+    rows: List[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HistogramRow:
+    """One row of a histogram.
+
+    ``values`` are cumulative per bound, as Go's (values[i] counts every value
+    ``<= buckets[i]``); ``counts`` are per bucket plus the overflow bucket, as
+    on the OpenCensus wire.
+    """
+
+    values: List[int]
+    counts: List[int]
+    count: int
+    sum: Number
+    min: Optional[Number]
+    max: Optional[Number]
+    sum_of_squared_deviation: float
+
+
+HistogramInt64Row = HistogramRow
+HistogramFloat64Row = HistogramRow
+
+
+@dataclass(frozen=True)
+class HistogramInt64Data(_Data):
+    rows: List[HistogramRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HistogramFloat64Data(_Data):
+    rows: List[HistogramRow] = field(default_factory=list)
+
+
+MetricData = Union[Int64Data, Float64Data, HistogramInt64Data, HistogramFloat64Data]
+
+
+def _histogram_row(row: agg.HistogramRow) -> HistogramRow:
+    counts, total, lo, hi, m2 = row.snapshot()
+    values = []
+    running = 0
+    for count in counts[:-1]:
+        running += count
+        values.append(running)
+    return HistogramRow(values, counts, sum(counts), total, lo, hi, m2)
+
+
+def _data(entry: _Registered, now: datetime.datetime) -> MetricData:
+    recorder = entry.recorder
+    rows = recorder.snapshot_rows()
+    keys = recorder.keys
+    groups = [[Tag(key, value) for key, value in zip(keys, row.tags)] for row in rows]
+    kind = entry.definition[0]
+    if kind.startswith("histogram"):
+        cls = HistogramInt64Data if kind.endswith("int64") else HistogramFloat64Data
+        return cls(entry.info, now, groups,
+                   rows=[_histogram_row(row) for row in rows])  # type: ignore[arg-type]
+    values = [row.value() for row in rows]  # type: ignore[attr-defined]
+    if kind.startswith("count") or kind.endswith("int64"):
+        return Int64Data(entry.info, now, groups, entry.is_gauge, values)
+    return Float64Data(entry.info, now, groups, entry.is_gauge, values)
+
+
+def collect() -> List[MetricData]:
+    """A snapshot of every metric made with this package, in definition order."""
+    with _lock:
+        entries = list(_metrics.values())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return [_data(entry, now) for entry in entries]
+
+
+def opencensus_measure(measure: _Measure) -> Any:
+    """The opencensus measure behind ``measure`` (for ``MeasurementMap`` interop).
+
+    Values recorded on it through opencensus land in the same rows, with the
+    same rules, as ``measure.record``.
+    """
+    with _lock:
+        if measure.opencensus is None:
+            measure.opencensus = views.opencensus_measure(
+                measure.name, measure.description, measure.unit, isinstance(measure, Int64))
+        return measure.opencensus
+
+
+__all__ = [
+    "Scalar", "HistogramInt64", "HistogramFloat64", "Int64Data", "Float64Data",
+    "HistogramInt64Data", "HistogramFloat64Data", "HistogramRow", "HistogramInt64Row",
+    "HistogramFloat64Row", "MetricData", "MAX_ROWS", "collect", "opencensus_measure",
+]
