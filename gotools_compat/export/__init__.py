@@ -1,0 +1,1 @@
+"""Exporters, as in Go's ``telemetry/export`` package."""
