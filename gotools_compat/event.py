@@ -311,9 +311,9 @@ def todo() -> Context:
 
 def label(ctx: Optional[Context], *tags: Tag) -> Context:
     """A context holding ``ctx``'s values plus ``tags`` (later tags win)."""
-    base = ctx._values if ctx is not None else {}
     if ctx is not None and not isinstance(ctx, Context):
         raise TypeError("label() takes a Context, not %s" % type(ctx).__name__)
+    base = ctx._values if ctx is not None else {}
     if not tags and ctx is not None:
         return ctx
     values = dict(base)

@@ -37,6 +37,15 @@ def _is_loopback_host(host: Any) -> bool:
         return False
 
 
+def _is_ip_literal(host: Any) -> bool:
+    # Resolving a literal address sends nothing; connecting to it is refused.
+    try:
+        ipaddress.ip_address(host.decode() if isinstance(host, bytes) else str(host))
+    except ValueError:
+        return False
+    return True
+
+
 def _check(sock: socket.socket, address: Any) -> None:
     if sock.family == getattr(socket, "AF_UNIX", None):
         return
@@ -65,7 +74,7 @@ def _guarded_sendto(self: socket.socket, data: Any, *args: Any) -> Any:
 def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     # Name lookups of other hosts are how the metadata probe starts; refuse
     # them too, so no DNS traffic leaves the machine either.
-    if host is not None and not _is_loopback_host(host):
+    if host is not None and not _is_loopback_host(host) and not _is_ip_literal(host):
         message = "non-loopback name lookup refused by the test suite: %r" % (host,)
         _violations.append(message)
         raise socket.gaierror(socket.EAI_NONAME, message)

@@ -1,0 +1,43 @@
+"""Small helpers shared by the core tests."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Dict, List, Optional, Tuple
+
+from opencensus.stats import stats as oc_stats
+
+from gotools_compat import metric
+
+_names = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    """A metric or measure name no other test uses (the registries are process-wide)."""
+    return "%s_%d" % (prefix, next(_names))
+
+
+def oc_metric(name: str) -> Any:
+    """The opencensus Metric of that name from the stock get_metrics()."""
+    for m in oc_stats.stats.get_metrics():
+        if m.descriptor.name == name:
+            return m
+    raise AssertionError("opencensus has no metric %r" % name)
+
+
+def oc_points(name: str) -> Dict[Tuple[Optional[str], ...], Any]:
+    """Label values -> the point value of each series of an opencensus metric."""
+    m = oc_metric(name)
+    return {tuple(lv.value for lv in ts.label_values): ts.points[0].value
+            for ts in m.time_series}
+
+
+def data(name: str) -> metric.MetricData:
+    for d in metric.collect():
+        if d.handle() == name:
+            return d
+    raise AssertionError("no metric %r" % name)
+
+
+def buckets(dist: Any) -> List[int]:
+    return [b.count for b in dist.buckets]
