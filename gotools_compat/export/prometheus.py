@@ -38,6 +38,11 @@ What the exposition looks like:
 - Label values are escaped as the format says.  A key with no value in the
   context (None) is shown as the empty string, which Prometheus treats as
   the label being absent.
+- A sum metric is a counter, as in Go and opencensus (cumulative); should a
+  row of it go negative (a measure that records negative values), the text
+  format shows it, while OpenMetrics, which forbids negative counters, leaves
+  that row out, with one WARNING.  Use a latest-value metric for values that
+  go down.
 - Values: ints are written exactly (counts, Int64 sums, gauges and histogram
   sums; through a prometheus_client registry they become floats), floats as
   Go formats them.
@@ -179,6 +184,7 @@ class _Plan:
             self.negative = bounds[0] < 0
             self.les = [floatToGoString(b) for b in bounds] + ["+Inf"]
         self.series: Dict[Any, Any] = {}
+        self.warned_negative = False
 
     def _pairs(self, labels: Sequence[Optional[str]]) -> List[str]:
         names = self.labelnames
@@ -208,9 +214,13 @@ class _Plan:
         out.append(self.header_om if openmetrics else self.header_text)
         series = self.series
         if not self.histogram:
+            positive = openmetrics and self.type == "counter"
             for row in rows:
                 prefix = series.get(row.labels) or self.scalar_prefix(row.labels)
                 value = row.value()
+                if positive and value < 0:
+                    self._negative_counter()
+                    continue
                 out.append(prefix + (str(value) if type(value) is int
                                      else floatToGoString(value)) + "\n")
             return
@@ -226,6 +236,14 @@ class _Plan:
             else:
                 out.append("\n%s%s\n%s%s\n" % (count_prefix, cumulative[-1], sum_prefix,
                                                _fmt(total)))
+
+    def _negative_counter(self) -> None:
+        if not self.warned_negative:
+            self.warned_negative = True
+            log.warning("sum metric %r has a negative row, which OpenMetrics forbids for a "
+                        "counter: such rows are left out of OpenMetrics scrapes (the text "
+                        "format shows them); use a latest_* metric for values that go down",
+                        self.entry.info.name)
 
     def family_metric(self) -> Metric:
         names = self.labelnames

@@ -1,0 +1,438 @@
+"""export.prometheus: exposition, serving, registries, stock-exporter takeover."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import itertools
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+from opencensus.stats import aggregation as oc_aggregation
+from opencensus.stats import measure as oc_measure
+from opencensus.stats import stats as oc_stats
+from opencensus.stats import view as oc_view
+from opencensus.tags import tag_map as oc_tag_map
+from prometheus_client import CollectorRegistry, generate_latest, make_asgi_app, make_wsgi_app
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
+from prometheus_client.parser import text_string_to_metric_families as text_parse
+
+from gotools_compat import event, metric, stats
+from gotools_compat.export import prometheus
+
+_ids = itertools.count()
+
+
+@pytest.fixture
+def uniq() -> str:
+    """A metric-name prefix no other test uses (the metric registry is process-wide)."""
+    return "tp%d_" % next(_ids)
+
+
+@pytest.fixture
+def server() -> Iterator[prometheus.Server]:
+    srv = prometheus.new().serve(port=0)
+    yield srv
+    srv.stop()
+
+
+def scrape(url: str, accept: Optional[str] = None,
+           encoding: Optional[str] = None) -> Tuple[int, Dict[str, str], bytes]:
+    request = urllib.request.Request(url)
+    if accept:
+        request.add_header("Accept", accept)
+    if encoding:
+        request.add_header("Accept-Encoding", encoding)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        error.close()
+        return error.code, dict(error.headers), body
+
+
+def samples(text: str, parse: Any = text_parse) -> Dict[Tuple[str, Tuple[Tuple[str, str], ...]],
+                                                         float]:
+    """Every sample as {(name, sorted labels): value}."""
+    out = {}
+    for family in parse(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def families(text: str, parse: Any = text_parse) -> Dict[str, Any]:
+    return {family.name: family for family in parse(text)}
+
+
+def test_counter_is_scraped_with_total_suffix_labels_and_help(uniq: str,
+                                                             server: prometheus.Server) -> None:
+    method = event.new_string_key("method")
+    m = stats.Float64(uniq + "reqs", "requests", "1")
+    metric.Scalar(uniq + "requests", "Requests served.", keys=[method]).count_float64(m)
+    for value, name in [(1.0, "GET"), (2.0, "GET"), (3.0, "POST")]:
+        m.record(event.label(None, method.of(name)), value)
+    status, headers, body = scrape(server.url)
+    assert status == 200
+    assert headers["Content-Type"] == prometheus.TEXT_CONTENT_TYPE
+    text = body.decode()
+    assert "# HELP %srequests_total Requests served.\n" % uniq in text
+    assert "# TYPE %srequests_total counter\n" % uniq in text
+    assert '%srequests_total{method="GET"} 2\n' % uniq in text
+    family = families(text)[uniq + "requests"]
+    assert family.type == "counter"
+    assert {s.labels["method"]: s.value for s in family.samples} == {"GET": 2.0, "POST": 1.0}
+
+
+def test_int_sums_and_gauges_are_exact_past_2_53(uniq: str) -> None:
+    m = stats.Int64(uniq + "bytes", "bytes", "By")
+    metric.Scalar(uniq + "bytes_sum", "sum").sum_int64(m)
+    metric.Scalar(uniq + "bytes_last", "last").latest_int64(m)
+    m.record(None, 2 ** 53)
+    m.record(None, 1)
+    text = prometheus.new().render().decode()
+    assert "\n%sbytes_sum_total 9007199254740993\n" % uniq in text
+    assert "\n%sbytes_last 1\n" % uniq in text
+
+
+def test_float_sum_counter_and_negative_gauge(uniq: str) -> None:
+    m = stats.Float64(uniq + "temp", "temperature", "C")
+    metric.Scalar(uniq + "temp_sum", "sum").sum_float64(m)
+    metric.Scalar(uniq + "temp_now", "now").latest_float64(m)
+    for value in (0.25, 1.5, 12.75, -0.5):
+        m.record(None, value)
+    got = families(prometheus.new().render().decode())
+    assert got[uniq + "temp_sum"].type == "counter"
+    assert got[uniq + "temp_sum"].samples[0].value == 14.0
+    assert got[uniq + "temp_now"].type == "gauge"
+    assert got[uniq + "temp_now"].samples[0].value == -0.5
+
+
+def test_negative_sum_is_shown_in_text_and_left_out_of_openmetrics(
+        uniq: str, caplog: pytest.LogCaptureFixture) -> None:
+    key = event.new_string_key("side")
+    m = stats.Float64(uniq + "bal", "balance", "1")
+    metric.Scalar(uniq + "balance", "sum", keys=[key]).sum_float64(m)
+    m.record(event.label(None, key.of("up")), 2.5)
+    m.record(event.label(None, key.of("down")), -4.0)
+    exp = prometheus.new()
+    text = samples(exp.render().decode())
+    assert text[(uniq + "balance_total", (("side", "down"),))] == -4.0
+    with caplog.at_level(logging.WARNING, logger="gotools_compat.export.prometheus"):
+        om = samples(exp.render(openmetrics=True).decode(), om_parse)
+        exp.render(openmetrics=True)
+    assert om[(uniq + "balance_total", (("side", "up"),))] == 2.5
+    assert (uniq + "balance_total", (("side", "down"),)) not in om
+    assert len([r for r in caplog.records if uniq + "balance" in r.getMessage()]) == 1
+
+
+def test_counter_named_total_is_not_suffixed_twice(uniq: str) -> None:
+    m = stats.Int64(uniq + "hits", "hits", "1")
+    metric.Scalar(uniq + "hits_total", "hits").count_int64(m)
+    m.record(None, 7)
+    text = prometheus.new().render().decode()
+    assert "\n%shits_total 1\n" % uniq in text
+    assert "_total_total" not in text
+
+
+def _histogram(uniq: str, bounds: List[float], values: List[float],
+               keys: Tuple[Any, ...] = ()) -> str:
+    m = stats.Float64(uniq + "lat", "latency", "ms")
+    metric.HistogramFloat64(uniq + "latency", "Latency.", bounds, keys=keys).record(m)
+    for value in values:
+        m.record(None, value)
+    return uniq + "latency"
+
+
+def test_histogram_buckets_count_value_le_bound_cumulative_to_count(uniq: str) -> None:
+    name = _histogram(uniq, [0, 1, 5], [0, 1, 1, 5, 6, -3, 0.5])
+    text = prometheus.new().render().decode()
+    got = samples(text)
+    buckets = [got[(name + "_bucket", (("le", le),))] for le in ("0.0", "1.0", "5.0", "+Inf")]
+    assert buckets == [2, 5, 6, 7]
+    assert got[(name + "_count", ())] == 7
+    assert got[(name + "_sum", ())] == 10.5
+    assert families(text)[name].type == "histogram"
+
+
+def test_negative_first_bound_text_has_all_three_openmetrics_buckets_only(uniq: str) -> None:
+    name = _histogram(uniq, [-10, -1, 0], [-20, -5, -1, 3])
+    exp = prometheus.new()
+    text = samples(exp.render().decode())
+    assert [text[(name + "_bucket", (("le", le),))] for le in ("-10.0", "-1.0", "0.0", "+Inf")] \
+        == [1, 3, 3, 4]
+    assert text[(name + "_count", ())] == 4
+    assert text[(name + "_sum", ())] == -23
+    om_text = exp.render(openmetrics=True).decode()
+    om = samples(om_text, om_parse)
+    assert [om[(name + "_bucket", (("le", le),))] for le in ("-10.0", "-1.0", "0.0", "+Inf")] \
+        == [1, 3, 3, 4]
+    assert (name + "_sum", ()) not in om and (name + "_count", ()) not in om
+
+
+def test_openmetrics_parser_reads_back_the_same_numbers_as_text(uniq: str,
+                                                              server: prometheus.Server) -> None:
+    key = event.new_string_key("route")
+    name = _histogram(uniq, [0.5, 2], [0.1, 1, 3], keys=(key,))
+    _, headers, body = scrape(server.url, accept="application/openmetrics-text; version=1.0.0")
+    assert headers["Content-Type"] == prometheus.OPENMETRICS_CONTENT_TYPE
+    om_text = body.decode()
+    assert om_text.endswith("# EOF\n")
+    om = {k: v for k, v in samples(om_text, om_parse).items() if k[0].startswith(uniq)}
+    text = {k: v for k, v in samples(scrape(server.url)[2].decode()).items()
+            if k[0].startswith(uniq)}
+    assert len(om) == 5 and om == text
+    assert om[(name + "_bucket", (("le", "2.0"), ("route", "")))] == 2
+
+
+def test_fast_renderer_matches_collector_in_a_registry(uniq: str) -> None:
+    key = event.new_string_key("k")
+    name = _histogram(uniq, [-1, 0, 1], [-2, 0, 2], keys=(key,))
+    m = stats.Int64(uniq + "n", "n", "1")
+    metric.Scalar(uniq + "n_count", "c", keys=[key]).count_int64(m)
+    m.record(event.label(None, key.of('a"b\\c\nd')), 3)
+    exp = prometheus.new(namespace="fast")
+    registry = CollectorRegistry()
+    registry.register(exp)
+    fast = {k: v for k, v in families(exp.render().decode()).items() if uniq in k}
+    slow = {k: v for k, v in families(generate_latest(registry).decode()).items() if uniq in k}
+    assert len(fast) == 2 and fast == slow
+    assert "fast_" + name in fast
+    sample = fast["fast_" + uniq + "n_count"].samples[0]
+    assert sample.labels == {"k": 'a"b\\c\nd'} and sample.value == 1
+
+
+def test_label_names_are_made_valid() -> None:
+    assert prometheus.label_names(["le", "quantile", "http.method", "9lives", "__x", "ok"]) == (
+        "key_le", "key_quantile", "http_method", "key_9lives", "key___x", "ok")
+    assert prometheus.label_names(["a.b", "a_b", "a-b"]) == ("a_b", "a_b_2", "a_b_3")
+
+
+def test_metric_names_are_made_valid_without_unit_suffix() -> None:
+    assert prometheus.metric_name("", "rpc.latency-ms") == "rpc_latency_ms"
+    assert prometheus.metric_name("app", "9xx") == "app_9xx"
+    assert prometheus.metric_name("", "9xx") == "_9xx"
+    assert prometheus.metric_name("", "a:b") == "a:b"
+
+
+def test_le_key_on_histogram_is_renamed_and_buckets_stay_intact(uniq: str) -> None:
+    le = event.new_string_key("le")
+    m = stats.Float64(uniq + "v", "v", "1")
+    metric.HistogramFloat64(uniq + "h", "h", [1.0], keys=[le]).record(m)
+    m.record(event.label(None, le.of("user")), 0.5)
+    got = samples(prometheus.new().render(openmetrics=True).decode(), om_parse)
+    assert got[(uniq + "h_bucket", (("key_le", "user"), ("le", "1.0")))] == 1
+    assert got[(uniq + "h_bucket", (("key_le", "user"), ("le", "+Inf")))] == 1
+
+
+def test_missing_key_value_is_an_empty_label(uniq: str) -> None:
+    a = event.new_string_key("a")
+    b = event.new_string_key("b")
+    m = stats.Int64(uniq + "e", "e", "1")
+    metric.Scalar(uniq + "e_last", "e", keys=[a, b]).latest_int64(m)
+    m.record(event.label(None, a.of("x")), 4)
+    text = prometheus.new().render().decode()
+    assert '%se_last{a="x",b=""} 4\n' % uniq in text
+
+
+def test_colliding_names_show_the_first_and_warn_once(uniq: str,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    m = stats.Int64(uniq + "c", "c", "1")
+    metric.Scalar(uniq + "dup.x", "first").latest_int64(m)
+    metric.Scalar(uniq + "dup_x", "second").latest_int64(m)
+    m.record(None, 1)
+    exp = prometheus.new()
+    with caplog.at_level(logging.WARNING, logger="gotools_compat.export.prometheus"):
+        text = exp.render().decode()
+        exp.render()
+    assert "# HELP %sdup_x first\n" % uniq in text
+    assert "second" not in text
+    warned = [r for r in caplog.records if uniq + "dup_x" in r.getMessage()]
+    assert len(warned) == 1
+
+
+def test_plain_opencensus_views_are_shown_with_their_values(uniq: str) -> None:
+    measure = oc_measure.MeasureFloat(uniq + "oc", "oc", "ms")
+    manager = oc_stats.stats.view_manager
+    for suffix, agg in [("sum", oc_aggregation.SumAggregation()),
+                        ("count", oc_aggregation.CountAggregation()),
+                        ("last", oc_aggregation.LastValueAggregation()),
+                        ("dist", oc_aggregation.DistributionAggregation([1.0, 5.0]))]:
+        manager.register_view(oc_view.View(uniq + "oc_" + suffix, "plain " + suffix, ["route"],
+                                           measure, agg))
+    for value in (0.5, 3.0):
+        mmap = oc_stats.stats.stats_recorder.new_measurement_map()
+        mmap.measure_float_put(measure, value)
+        tags = oc_tag_map.TagMap()
+        tags.insert("route", "/a")
+        mmap.record(tags)
+    text = prometheus.new().render().decode()
+    got = samples(text)
+    route = (("route", "/a"),)
+    assert got[(uniq + "oc_sum_total", route)] == 3.5
+    assert got[(uniq + "oc_count_total", route)] == 2
+    assert got[(uniq + "oc_last", route)] == 3.0
+    assert got[(uniq + "oc_dist_bucket", (("le", "5.0"), ("route", "/a")))] == 2
+    assert got[(uniq + "oc_dist_count", route)] == 2
+    fams = families(text)
+    assert [fams[uniq + "oc_" + s].type for s in ("sum", "count", "last", "dist")] == [
+        "counter", "counter", "gauge", "histogram"]
+    assert text.count("# TYPE %soc_sum_total " % uniq) == 1
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None and not os.environ.get("CI"),
+                    reason="promtool is not installed (it is in CI)")
+def test_promtool_finds_nothing_but_name_lints(uniq: str) -> None:
+    key = event.new_string_key("route")
+    _histogram(uniq, [-1, 0, 2.5], [-3, 0, 1, 7], keys=(key,))
+    m = stats.Int64(uniq + "x", "x", "1")
+    metric.Scalar(uniq + "jobsDone", "camel case name").count_int64(m)
+    metric.Scalar(uniq + "queue_depth", "depth", keys=[key]).latest_int64(m)
+    m.record(event.label(None, key.of('a "quoted"\\ path')), 3)
+    body = prometheus.new(namespace="pt").render()
+    result = subprocess.run(["promtool", "check", "metrics"], input=body,
+                            capture_output=True, timeout=30)
+    problems = [line for line in result.stdout.decode().splitlines() + result.stderr.decode(
+    ).splitlines() if line.strip()]
+    assert any("camelCase" in line for line in problems), problems
+    unexpected = [line for line in problems if "camelCase" not in line
+                  and "abbreviated units" not in line]
+    assert unexpected == []
+
+
+def test_serve_binds_loopback_by_default_and_empty_address_is_loopback() -> None:
+    exp = prometheus.new()
+    with exp.serve(port=0) as first, exp.serve(port=0, addr="") as second:
+        assert first.address == second.address == "127.0.0.1"
+        assert first._httpd.socket.getsockname()[0] == "127.0.0.1"
+        assert second._httpd.socket.getsockname()[0] == "127.0.0.1"
+        assert scrape(second.url)[0] == 200
+
+
+def test_server_stops_and_starts_again_on_the_same_port() -> None:
+    exp = prometheus.new()
+    srv = exp.serve(port=0)
+    port = srv.port
+    assert scrape(srv.url)[0] == 200
+    srv.stop()
+    srv.stop()  # idempotent
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    again = exp.serve(port=port)
+    try:
+        assert scrape(again.url)[0] == 200
+    finally:
+        again.stop()
+
+
+def test_two_exporters_do_not_leak_into_each_other_or_the_global_registry(uniq: str) -> None:
+    from prometheus_client import REGISTRY
+
+    m = stats.Int64(uniq + "iso", "iso", "1")
+    metric.Scalar(uniq + "iso_count", "iso").count_int64(m)
+    m.record(None, 1)
+    with prometheus.new("alpha").serve(port=0) as a, prometheus.new("beta").serve(port=0) as b:
+        text_a = scrape(a.url)[2].decode()
+        text_b = scrape(b.url)[2].decode()
+    assert "alpha_%siso_count_total 1\n" % uniq in text_a and "beta_" not in text_a
+    assert "beta_%siso_count_total 1\n" % uniq in text_b and "alpha_" not in text_b
+    assert uniq not in generate_latest(REGISTRY).decode()
+
+
+def test_gzip_is_used_when_asked(server: prometheus.Server) -> None:
+    status, headers, body = scrape(server.url, encoding="gzip")
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(body) == scrape(server.url)[2]
+
+
+def test_scrape_error_is_500_logged_once_and_later_scrapes_work(
+        uniq: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    m = stats.Int64(uniq + "boom", "boom", "1")
+    name = metric.Scalar(uniq + "boom_count", "boom").count_int64(m)
+    m.record(None, 1)
+    recorder = metric._metrics[name].recorder
+
+    def broken() -> List[Any]:
+        raise RuntimeError("collector broke")
+
+    with prometheus.new().serve(port=0) as srv:
+        monkeypatch.setattr(recorder, "snapshot_rows", broken)
+        with caplog.at_level(logging.DEBUG, logger="gotools_compat.export.prometheus"):
+            first = scrape(srv.url)
+            second = scrape(srv.url)
+        monkeypatch.undo()
+        third = scrape(srv.url)
+    assert first[0] == second[0] == 500
+    assert first[2] == b"scrape failed: RuntimeError\n"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert "collector broke" in str(errors[0].exc_info[1])
+    assert third[0] == 200 and b"%sboom_count_total 1\n" % uniq.encode() in third[2]
+
+
+def test_scrape_while_other_threads_add_rows(uniq: str) -> None:
+    key = event.new_int_key("n")
+    m = stats.Float64(uniq + "race", "race", "1")
+    metric.HistogramFloat64(uniq + "race_h", "race", [1.0], keys=[key]).record(m)
+    stop = threading.Event()
+
+    def add_rows() -> None:
+        for i in itertools.count():
+            if stop.is_set() or i >= 3000:
+                return
+            m.record(event.label(None, key.of(i)), 0.5)
+
+    thread = threading.Thread(target=add_rows)
+    thread.start()
+    exp = prometheus.new()
+    try:
+        for _ in range(10):
+            text = exp.render().decode()
+            assert text.count("# TYPE %srace_h histogram" % uniq) == 1
+    finally:
+        stop.set()
+        thread.join()
+    got = samples(exp.render().decode())
+    counts = [v for (n, _), v in got.items() if n == uniq + "race_h_count"]
+    assert len(counts) == 3000 and set(counts) == {1}
+
+
+def test_works_in_wsgi_and_asgi_apps_of_a_user_registry(uniq: str) -> None:
+    m = stats.Int64(uniq + "app", "app", "1")
+    metric.Scalar(uniq + "app_count", "app").count_int64(m)
+    m.record(None, 1)
+    registry = CollectorRegistry()
+    exp = prometheus.new(registry=registry)
+    expected = "%sapp_count_total 1.0\n" % uniq
+
+    status: List[str] = []
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics", "QUERY_STRING": "",
+               "HTTP_ACCEPT": "text/plain"}
+    wsgi_body = b"".join(make_wsgi_app(registry)(environ, lambda s, h: status.append(s)))
+    assert status == ["200 OK"] and expected in wsgi_body.decode()
+
+    own = b"".join(exp.wsgi_app(environ, lambda s, h: status.append(s)))
+    assert status[-1] == "200 OK" and "%sapp_count_total 1\n" % uniq in own.decode()
+
+    sent: List[Dict[str, Any]] = []
+
+    async def receive() -> Dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/metrics", "query_string": b"",
+             "headers": [(b"accept", b"text/plain")]}
+    asyncio.run(make_asgi_app(registry)(scope, receive, send))
+    assert sent[0]["status"] == 200
+    assert expected in b"".join(s.get("body", b"") for s in sent[1:]).decode()
