@@ -1,0 +1,399 @@
+"""Export to an OpenCensus agent over gRPC (Go's ``export/ocagent``).
+
+::
+
+    exporter = ocagent.connect(ocagent.Config(
+        address="http://127.0.0.1:55678", service="my-service", rate=5.0))
+    export.set_exporter(exporter)
+    ...                      # record as usual
+    exporter.flush()         # send now
+    exporter.close()         # flush and stop; also done at interpreter exit
+
+The transport is the stock ``opencensus-ext-ocagent`` exporter with its traps
+closed (E1-E6 in ECOSYSTEM.md): it imports on current protobuf, never probes
+cloud metadata, lives until closed, reconnects with capped exponential
+backoff, flushes at exit, and speaks TLS for ``https://`` addresses.
+
+Every ``rate`` seconds (and on :meth:`Exporter.flush`) one thread collects
+every metric (ours, encoded straight from the rows; plain opencensus views
+through the stock conversion), sends the cumulative totals in requests under
+gRPC's 4 MiB limit on one stream that starts with the node, then sends the
+spans queued by :attr:`Exporter.trace_exporter`.  A failed export is retried
+after ``rate``, then twice as long each time up to ``max_backoff``; since
+totals are cumulative the agent ends up with every value once it is reachable
+again.  An outage is logged once at WARNING, its end at INFO.
+
+Forking (gunicorn ``--preload``, ``multiprocessing`` with fork): a child
+forked after ``connect()`` gets its own exporter thread and gRPC channel,
+identifies itself with its own pid and a start time at the fork, and starts
+every metric from zero (the same series, value 0, starting at the fork); it
+never re-sends the parent's totals.  Spans queued in the parent are not sent
+by the child.  A fork waits for an export in flight (at most ``timeout``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import logging
+import os
+import random
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+
+from gotools_compat._oc import ocagent_fork
+from gotools_compat._oc import ocagent_transport as transport
+from gotools_compat.event import Context
+from gotools_compat.export import Event
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ADDRESS = "http://localhost:55678"
+
+
+@dataclass
+class Config:
+    """How to reach and identify to an agent (Go's ``ocagent.Config``).
+
+    Unset fields get Go's defaults in :func:`connect`: ``start`` now, ``host``
+    the host name, ``process`` the pid, ``service`` the program's base name,
+    ``address`` :data:`DEFAULT_ADDRESS`.  ``rate`` is seconds between exports.
+
+    ``address``: ``https://host:port`` uses TLS (the system roots, or
+    ``ca_file``, a PEM file); ``http://host:port`` or ``host:port`` is
+    plaintext; ``"off"`` disables exporting.  ``headers`` are sent as gRPC
+    metadata on every call (keys in lower case).  ``timeout`` bounds each
+    export attempt, and ``flush()``/``close()`` by default.
+    """
+
+    start: Optional[datetime.datetime] = None
+    host: Optional[str] = None
+    process: Optional[int] = None
+    service: Optional[str] = None
+    address: Optional[str] = None
+    rate: float = 2.0
+    ca_file: Optional[str] = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 5.0
+    max_backoff: float = 30.0
+
+
+def discover() -> Config:
+    """The config for an agent on this machine (Go's ``ocagent.Discover``)."""
+    return Config(address=DEFAULT_ADDRESS)
+
+
+def _resolve(config: Config) -> Config:
+    if not config.rate > 0 or not config.timeout > 0 or not config.max_backoff > 0:
+        raise ValueError("rate, timeout and max_backoff must be positive seconds")
+    start = config.start or datetime.datetime.now(datetime.timezone.utc)
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=datetime.timezone.utc)
+    service = config.service
+    if not service:
+        argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
+        service = os.path.basename(argv0) or "python"
+    return replace(
+        config, start=start, host=config.host or socket.gethostname(),
+        process=config.process or os.getpid(), service=service,
+        address=config.address or DEFAULT_ADDRESS,
+        headers={str(k).lower(): str(v) for k, v in config.headers.items()})
+
+
+def connect(config: Optional[Config]) -> Optional["Exporter"]:
+    """Start exporting to the agent; returns at once (Go's ``ocagent.Connect``).
+
+    Returns None for a None config or an address of ``"off"``.  Nothing is
+    dialled here: the first export happens on the exporter's thread.
+    """
+    if config is None or config.address == "off":
+        return None
+    return Exporter(_resolve(config))
+
+
+class Exporter:
+    """A connected exporter: see the module doc.  Make one with :func:`connect`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        assert config.address is not None
+        self._target, self._tls = transport.parse_address(config.address)
+        self._metadata = tuple(sorted(config.headers.items()))
+        self._resource = transport.resource()
+        self.stats_exporter = transport.stock_exporter(self)
+        self._trace: Any = None
+        self._closed = False
+        self._retired: List[Any] = []  # channels of a parent, never touched in a child
+        self._start_transport()
+        _register(self)
+        self._thread.start()
+
+    # Setup, also run again in a forked child.
+
+    def _start_transport(self) -> None:
+        config = self.config
+        assert config.service is not None and config.host is not None
+        assert config.process is not None and config.start is not None
+        self._cond = threading.Condition()
+        self._send_lock = threading.Lock()
+        self._wanted = 0  # flushes asked for
+        self._done = 0  # flushes served
+        self._last_ok = False
+        self._closing = False
+        self._failures = 0
+        self._outage = False
+        self._next = time.monotonic() + config.rate
+        self._encoders: Dict[Any, Any] = {}
+        self._node = transport.node(config.service, config.host, config.process, config.start)
+        self._first = transport.first_fields(self._node, self._resource)
+        self._channel = transport.make_channel(self._target, self._tls, config.ca_file,
+                                               config.max_backoff)
+        self._streams = transport.Streams(self._channel, self._metadata)
+        if self._trace is not None:
+            self._trace.node = self._node
+            self._trace.transport.spans.clear()
+        self._thread = threading.Thread(target=self._run, name="gotools-ocagent-exporter",
+                                        daemon=True)
+
+    # The Exporter protocol.
+
+    def process_event(self, ctx: Context, ev: Event) -> Tuple[Context, Event]:
+        """Events pass through; spans reach the agent through :attr:`trace_exporter`."""
+        return ctx, ev
+
+    def metric(self, ctx: Context, data: Any) -> None:
+        """Nothing to do: every export pulls all metrics from their rows."""
+
+    # Spans.
+
+    @property
+    def trace_exporter(self) -> Any:
+        """The stock opencensus ``TraceExporter``, sending to the same agent.
+
+        Give it to an opencensus ``Tracer(exporter=...)``; spans are queued and
+        sent by this exporter's thread on its next export.
+        """
+        with self._cond:
+            if self._trace is None:
+                config = self.config
+                self._trace = transport.trace_exporter(
+                    config.service or "", config.host or "", self._node, self._send_trace)
+            return self._trace
+
+    # Flush and close.
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Send everything now; True once the agent took it, False after ``timeout``.
+
+        ``timeout`` defaults to the config's.  Never raises because of the transport.
+        """
+        if timeout is None:
+            timeout = self.config.timeout
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            if self._closing or self._closed:
+                return False
+            self._wanted += 1
+            wanted = self._wanted
+            self._cond.notify_all()
+            while self._done < wanted:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    return False
+                self._cond.wait(left)
+            return self._last_ok
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Flush, stop the thread and close the channel; later calls do nothing."""
+        with self._cond:
+            if self._closing or self._closed:
+                return
+            self._closing = True
+            self._cond.notify_all()
+        _unregister(self)
+        if timeout is None:
+            timeout = self.config.timeout
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._closed = True
+        with self._send_lock:
+            self._channel.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # The exporter thread.
+
+    def _run(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while (not self._closing and self._done == self._wanted
+                       and time.monotonic() < self._next):
+                    cond.wait(self._next - time.monotonic())
+                target = self._wanted
+                closing = self._closing
+            ok = self._attempt()
+            with cond:
+                now = time.monotonic()
+                if ok:
+                    self._failures = 0
+                    self._next = now + self.config.rate
+                else:
+                    self._failures += 1
+                    delay = self.config.rate * 2 ** min(self._failures - 1, 30)
+                    delay = min(delay, self.config.max_backoff)
+                    self._next = now + delay * random.uniform(0.8, 1.0)
+                self._done = target
+                self._last_ok = ok
+                cond.notify_all()
+            if closing:
+                return
+
+    def _attempt(self) -> bool:
+        with self._send_lock:
+            try:
+                bodies = self._collect()
+                if bodies:
+                    self._streams.send_metrics(bodies, self.config.timeout)
+                if self._trace is not None:
+                    self._send_spans()
+            except transport.SendError as e:
+                self._failed(str(e))
+                return False
+            except Exception:  # a bug, not the network: say so, keep going
+                log.exception("ocagent export to %s failed", self.config.address)
+                self._failed("internal error")
+                return False
+        if self._outage:
+            self._outage = False
+            log.info("ocagent export to %s works again after %d failed attempts",
+                     self.config.address, self._failures)
+        return True
+
+    def _failed(self, why: str) -> None:
+        if not self._outage:
+            self._outage = True
+            log.warning("ocagent export to %s failed (%s); retrying with backoff up to "
+                        "%gs, totals are kept", self.config.address, why,
+                        self.config.max_backoff)
+        else:
+            log.debug("ocagent export to %s failed again: %s", self.config.address, why)
+
+    def _collect(self) -> List[bytes]:
+        """Request bodies with every metric; empty when there is nothing to send."""
+        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        encoders = transport.compat_encoders(self._encoders, transport.encoder_for)
+        foreign = list(transport.foreign_metrics(now))
+        if not foreign and not any(encoder.recorder.rows for encoder in encoders):
+            return []
+        return transport.metric_requests(encoders, foreign, self._first, now)
+
+    def _send_spans(self) -> None:
+        queue = self._trace.transport
+        batch = queue.take()
+        if not batch:
+            return
+        try:
+            self._trace.emit(batch)
+        except transport.SendError:
+            queue.put_back(batch)
+            raise
+
+    def _send_trace(self, bodies: List[bytes]) -> None:
+        self._streams.send_trace(bodies, self.config.timeout)
+
+    def send_request(self, request: Any) -> None:
+        """The stock ``StatsExporter``'s transport: one request, sent now, on its own stream.
+
+        Raises :class:`SendError` when the agent did not take it.
+        """
+        body = self._first + request.SerializeToString()  # merged: node, resource, metrics
+        with self._send_lock:
+            self._streams.send_metrics([body], self.config.timeout)
+
+    # Fork.
+
+    def _after_fork_in_child(self) -> None:
+        self._retired.append(self._channel)
+        if self._closing or self._closed:
+            return
+        self.config = replace(self.config, process=os.getpid(),
+                              start=datetime.datetime.now(datetime.timezone.utc))
+        self._start_transport()
+        self._thread.start()
+
+
+SendError = transport.SendError
+
+# Live exporters, held strongly: an exporter lives until closed (E3).
+_live: Set[Exporter] = set()
+_live_lock = threading.Lock()
+_hooks = False
+
+
+def _register(exporter: Exporter) -> None:
+    global _hooks
+    with _live_lock:
+        _live.add(exporter)
+        if not _hooks:
+            _hooks = True
+            atexit.register(_close_all)
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(before=_before_fork, after_in_parent=_after_in_parent,
+                                    after_in_child=_after_in_child)
+
+
+def _unregister(exporter: Exporter) -> None:
+    with _live_lock:
+        _live.discard(exporter)
+
+
+def _close_all() -> None:
+    with _live_lock:
+        exporters = list(_live)
+    for exporter in exporters:
+        try:
+            exporter.close()
+        except Exception:
+            log.exception("closing %r at exit failed", exporter)
+
+
+_forking: List[Exporter] = []
+
+
+def _before_fork() -> None:
+    # No gRPC call may be in flight across a fork, and no core lock held by
+    # a thread the child will not have.
+    global _forking
+    _live_lock.acquire()
+    _forking = list(_live)
+    for exporter in _forking:
+        exporter._send_lock.acquire()
+    ocagent_fork.acquire()
+
+
+def _after_in_parent() -> None:
+    ocagent_fork.release()
+    for exporter in _forking:
+        exporter._send_lock.release()
+    _live_lock.release()
+
+
+def _after_in_child() -> None:
+    global _live_lock
+    ocagent_fork.release()
+    _live_lock = threading.Lock()
+    if not _forking:
+        return
+    ocagent_fork.reset_in_child()
+    for exporter in _forking:
+        exporter._after_fork_in_child()
+
+
+__all__ = ["Config", "Exporter", "SendError", "DEFAULT_ADDRESS", "discover", "connect"]
