@@ -1,0 +1,133 @@
+"""The agent's gRPC services, on the opencensus-proto servicer classes.
+
+The handlers are registered like the generated ``add_*Servicer_to_server``
+functions do, with one difference: a request that is not valid protobuf
+becomes an INVALID_ARGUMENT status for that stream instead of grpcio's
+"Exception deserializing request!" (INTERNAL, with a logged traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator, Protocol
+
+import grpc
+from google.protobuf import message
+
+from gotools_compat._oc import proto
+
+proto.install()
+
+from opencensus.proto.agent.metrics.v1 import (  # noqa: E402
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
+from opencensus.proto.agent.trace.v1 import (  # noqa: E402
+    trace_service_pb2,
+    trace_service_pb2_grpc,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """What the services hand received data to (the Agent)."""
+
+    def ingest_metrics(self, node: Any, request: Any, sender: Any) -> Any: ...
+
+    def ingest_spans(self, node: Any, request: Any) -> None: ...
+
+
+class _Invalid:
+    """A request message that failed to parse."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _tolerant(cls: Any) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return cls.FromString(data)
+        except message.DecodeError as exc:
+            return _Invalid("invalid %s: %s" % (cls.DESCRIPTOR.name, exc))
+    return deserialize
+
+
+def _stream_error(kind: str, error: grpc.RpcError) -> None:
+    logger.info("%s stream ended by the client: %s", kind, error)
+
+
+class MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: ignore[misc]
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+
+    def Export(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
+        # Like the original agent: nothing is sent back until the client ends
+        # the stream; the node of the first request holds for the later ones.
+        node = None
+        sender = None
+        try:
+            for request in request_iterator:
+                if isinstance(request, _Invalid):
+                    logger.warning("metrics stream: %s", request.error)
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
+                if request.HasField("node"):
+                    node, sender = request.node, None
+                sender = self._sink.ingest_metrics(node, request, sender)
+        except grpc.RpcError as error:
+            _stream_error("metrics", error)
+        return
+        yield  # a generator: the response stream, empty
+
+
+class TraceService(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+
+    def Export(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
+        node = None
+        try:
+            for request in request_iterator:
+                if isinstance(request, _Invalid):
+                    logger.warning("trace stream: %s", request.error)
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
+                if request.HasField("node"):
+                    node = request.node
+                self._sink.ingest_spans(node, request)
+        except grpc.RpcError as error:
+            _stream_error("trace", error)
+        return
+        yield
+
+    def Config(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
+        # The original agent never pushed trace configs either.
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the agent does not push trace configs")
+        return
+        yield
+
+
+def add_services(server: grpc.Server, sink: Sink) -> None:
+    metrics = MetricsService(sink)
+    trace = TraceService(sink)
+    mreq = metrics_service_pb2.ExportMetricsServiceRequest
+    mres = metrics_service_pb2.ExportMetricsServiceResponse
+    treq = trace_service_pb2.ExportTraceServiceRequest
+    tres = trace_service_pb2.ExportTraceServiceResponse
+    creq = trace_service_pb2.CurrentLibraryConfig
+    cres = trace_service_pb2.UpdatedLibraryConfig
+    server.add_generic_rpc_handlers((
+        grpc.method_handlers_generic_handler(
+            "opencensus.proto.agent.metrics.v1.MetricsService",
+            {"Export": grpc.stream_stream_rpc_method_handler(
+                metrics.Export, request_deserializer=_tolerant(mreq),
+                response_serializer=mres.SerializeToString)}),
+        grpc.method_handlers_generic_handler(
+            "opencensus.proto.agent.trace.v1.TraceService",
+            {"Export": grpc.stream_stream_rpc_method_handler(
+                trace.Export, request_deserializer=_tolerant(treq),
+                response_serializer=tres.SerializeToString),
+             "Config": grpc.stream_stream_rpc_method_handler(
+                trace.Config, request_deserializer=_tolerant(creq),
+                response_serializer=cres.SerializeToString)}),
+    ))

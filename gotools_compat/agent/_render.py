@@ -1,0 +1,121 @@
+"""The Prometheus text format (0.0.4) and OpenMetrics 1.0, written from stored series.
+
+The layout follows prometheus_client's ``generate_latest`` and
+``openmetrics.exposition.generate_latest`` (one HELP/TYPE per family, counters
+as ``<name>_total``), but lines are produced with one ``%`` per series from a
+template cached per family and bucket layout, because the library's
+per-sample path is about 40 times slower on large histograms.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, List, Sequence, Tuple
+
+from ._store import COUNTER, GAUGE_HISTOGRAM, HISTOGRAM, SUMMARY, Family, Record
+from ._text import UNIT_WORDS, escape_help, format_float, format_le
+
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+Snapshot = Sequence[Tuple[Family, List[Tuple[bytes, Record]]]]
+
+
+def wants_openmetrics(accept: str) -> bool:
+    return "application/openmetrics-text" in (accept or "")
+
+
+def render(snapshot: Snapshot, openmetrics: bool = False) -> bytes:
+    out: List[bytes] = []
+    for family, items in snapshot:
+        out.append(_header(family, openmetrics))
+        if family.kind in (HISTOGRAM, GAUGE_HISTOGRAM):
+            _histograms(family, items, openmetrics, out)
+        elif family.kind == SUMMARY:
+            _summaries(family, items, openmetrics, out)
+        else:
+            _scalars(family, items, out)
+    if openmetrics:
+        out.append(b"# EOF\n")
+    return b"".join(out)
+
+
+def _header(family: Family, openmetrics: bool) -> bytes:
+    name, kind = family.name, family.kind
+    help_text = escape_help(family.help, openmetrics)
+    if not openmetrics:
+        if kind == COUNTER:
+            name += "_total"
+        elif kind == GAUGE_HISTOGRAM:
+            kind = HISTOGRAM  # the text format has no gauge histograms
+        return ("# HELP %s %s\n# TYPE %s %s\n" % (name, help_text, name, kind)).encode("utf-8")
+    lines = "# HELP %s %s\n# TYPE %s %s\n" % (name, help_text, name, kind)
+    unit = UNIT_WORDS.get(family.unit, "")
+    if unit and name.endswith("_" + unit):  # OpenMetrics: a UNIT only with a matching name
+        lines += "# UNIT %s %s\n" % (name, unit)
+    return lines.encode("utf-8")
+
+
+def _sample(family: Family) -> bytes:
+    if family.kind == COUNTER:
+        return family.name.encode("ascii") + b"_total"
+    return family.name.encode("ascii")
+
+
+def _scalars(family: Family, items: List[Tuple[bytes, Any]], out: List[bytes]) -> None:
+    name = _sample(family)
+    for lbl, value in items:
+        text = b"%d" % value if type(value) is int else format_float(value)
+        if lbl:
+            out.append(b"%s{%s} %s\n" % (name, lbl, text))
+        else:
+            out.append(b"%s %s\n" % (name, text))
+
+
+def _hist_template(family: Family, bounds: Tuple[float, ...], labeled: bool,
+                   openmetrics: bool) -> bytes:
+    key = (bounds, labeled, openmetrics)
+    template = family.templates.get(key)
+    if template is not None:
+        return template
+    name = family.name.encode("ascii")
+    gauge = openmetrics and family.kind == GAUGE_HISTOGRAM
+    sum_name = name + (b"_gsum" if gauge else b"_sum")
+    count_name = name + (b"_gcount" if gauge else b"_count")
+    opening = name + (b"_bucket{%s," if labeled else b"_bucket{")
+    lines = [opening + b'le="%s"} %%d\n' % format_le(b, openmetrics).encode("ascii")
+             for b in bounds + (math.inf,)]
+    if labeled:
+        lines.append(sum_name + b"{%s} %s\n" + count_name + b"{%s} %d\n")
+    else:
+        lines.append(sum_name + b" %s\n" + count_name + b" %d\n")
+    template = family.templates[key] = b"".join(lines)
+    return template
+
+
+def _histograms(family: Family, items: List[Tuple[bytes, Any]], openmetrics: bool,
+                out: List[bytes]) -> None:
+    append = out.append
+    last_bounds: Any = None
+    last_labeled = False
+    template = b""
+    for lbl, (bounds, args) in items:
+        # Bounds tuples are interned by the store: an identity test finds the
+        # template without hashing thirteen floats per series.
+        if bounds is not last_bounds or bool(lbl) is not last_labeled:
+            last_bounds, last_labeled = bounds, bool(lbl)
+            template = _hist_template(family, bounds, last_labeled, openmetrics)
+        append(template % args)
+
+
+def _summaries(family: Family, items: List[Tuple[bytes, Any]], openmetrics: bool,
+               out: List[bytes]) -> None:
+    name = family.name.encode("ascii")
+    for lbl, (count, total, quantiles) in items:
+        inner = lbl + b"," if lbl else b""
+        for q, value in quantiles:
+            out.append(b'%s{%squantile="%s"} %s\n' % (
+                name, inner, format_le(q, openmetrics).encode("ascii"), format_float(value)))
+        braces = b"{%s}" % lbl if lbl else b""
+        out.append(b"%s_sum%s %s\n%s_count%s %d\n" % (
+            name, braces, format_float(total), name, braces, count))

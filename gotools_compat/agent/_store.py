@@ -1,0 +1,440 @@
+"""The agent's series: one map per sender and family, replaced series by series.
+
+Every export of a cumulative metric carries its current totals, so a series is
+stored as the last value received and replaced by the next one.  Series are
+kept in the shape the renderer needs: the dict key is the finished label
+string (UTF-8 bytes, const and target labels included), and a histogram's
+record is ``(bounds, args)`` where ``args`` is the tuple its text template is
+formatted with.  That makes a scrape one ``%`` per series and the key a
+guarantee that no series appears twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from itertools import accumulate
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+
+from ._text import bounds_ok, format_float, label_name, label_pair, metric_name
+
+logger = logging.getLogger(__name__)
+
+GAUGE = "gauge"
+COUNTER = "counter"
+HISTOGRAM = "histogram"
+GAUGE_HISTOGRAM = "gaugehistogram"
+SUMMARY = "summary"
+
+# MetricDescriptor.Type -> kind; 0 (UNSPECIFIED) is inferred from the points.
+_KINDS = {1: GAUGE, 2: GAUGE, 3: GAUGE_HISTOGRAM, 4: COUNTER, 5: COUNTER, 6: HISTOGRAM,
+          7: SUMMARY}
+_INFERRED = {"int64_value": GAUGE, "double_value": GAUGE,
+             "distribution_value": HISTOGRAM, "summary_value": SUMMARY}
+_SUFFIXES = {
+    GAUGE: ("",),
+    COUNTER: ("", "_total"),
+    HISTOGRAM: ("", "_bucket", "_sum", "_count"),
+    GAUGE_HISTOGRAM: ("", "_bucket", "_sum", "_count", "_gsum", "_gcount"),
+    SUMMARY: ("", "_sum", "_count"),
+}
+# Label names a kind uses itself; a sender's label of that name is renamed.
+_OWN_LABELS = {HISTOGRAM: ("le",), GAUGE_HISTOGRAM: ("le",), SUMMARY: ("quantile",)}
+_VALUE_CACHE_LIMIT = 10_000
+_MISSING: Any = object()
+
+SenderKey = Tuple[str, str, int]
+Record = Any  # int | float | (bounds, args) | (count, sum, quantiles)
+
+
+class Family:
+    """One exposed metric family: name, kind, help, unit."""
+
+    __slots__ = ("name", "kind", "help", "unit", "templates")
+
+    def __init__(self, name: str, kind: str, help: str, unit: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.help = help
+        self.unit = unit
+        self.templates: Dict[Any, bytes] = {}  # filled by the renderer
+
+
+class _Plan:
+    """How to turn one sender metric descriptor into series of a family."""
+
+    __slots__ = ("family", "keys", "caches", "gauge")
+
+    def __init__(self, family: Family, keys: List[str]) -> None:
+        self.family = family
+        self.keys = keys
+        self.caches: List[Dict[str, bytes]] = [{} for _ in keys]
+        self.gauge = family.kind in (GAUGE, GAUGE_HISTOGRAM)
+
+
+class Sender:
+    """One process that sends to the agent, told apart by its node."""
+
+    __slots__ = ("key", "job", "instance", "prefix", "last_seen", "series")
+
+    def __init__(self, key: SenderKey, job: str, instance: str, prefix: bytes) -> None:
+        self.key = key
+        self.job = job
+        self.instance = instance
+        self.prefix = prefix
+        self.last_seen = time.monotonic()
+        self.series: Dict[str, Dict[bytes, Record]] = {}
+
+
+def sender_key(node: Any) -> SenderKey:
+    if node is None:
+        return ("", "", 0)
+    ident = node.identifier
+    return (node.service_info.name, ident.host_name, ident.pid)
+
+
+def hist_args(lbl: bytes, cum: List[int], sum_text: bytes) -> Tuple[Any, ...]:
+    """The histogram template's arguments: the label string before every line."""
+    n = len(cum)
+    if not lbl:
+        return tuple(cum) + (sum_text, cum[-1])
+    args: List[Any] = [lbl] * (2 * n + 4)
+    args[1:2 * n:2] = cum
+    args[2 * n + 1] = sum_text
+    args[2 * n + 3] = cum[-1]
+    return tuple(args)
+
+
+def hist_values(lbl: bytes, args: Tuple[Any, ...]) -> Tuple[List[int], float]:
+    if not lbl:
+        return list(args[:-2]), float(args[-2])
+    n = (len(args) - 4) // 2
+    return list(args[1:2 * n:2]), float(args[2 * n + 1])
+
+
+def merge(kind: str, lbl: bytes, old: Record, new: Record) -> Record:
+    """Two records of one series: the sum, or for gauges the newer one."""
+    if kind in (GAUGE, GAUGE_HISTOGRAM):
+        return new
+    if kind == COUNTER:
+        return old + new
+    if kind == HISTOGRAM:
+        if old[0] != new[0]:
+            return new  # different bounds cannot be added
+        cum_a, sum_a = hist_values(lbl, old[1])
+        cum_b, sum_b = hist_values(lbl, new[1])
+        cum = [a + b for a, b in zip(cum_a, cum_b)]
+        return (new[0], hist_args(lbl, cum, format_float(sum_a + sum_b)))
+    return (old[0] + new[0], old[1] + new[1], new[2])  # summary
+
+
+def _cumulative(counts: List[int], nbounds: int, count: int) -> Optional[List[int]]:
+    """Cumulative bucket counts ending with +Inf, or None when they make no sense."""
+    n = len(counts)
+    if n == nbounds + 1:
+        if min(counts) < 0:
+            return None
+        return list(accumulate(counts))
+    if n == nbounds and n:
+        # Go's x/tools exporter: one cumulative count per bound, no overflow.
+        if min(counts) < 0:
+            return None
+        if all(a <= b for a, b in zip(counts, counts[1:])):
+            counts.append(max(count, counts[-1]))
+            return counts
+        cum = list(accumulate(counts))
+        cum.append(max(count, cum[-1]))
+        return cum
+    return None
+
+
+class Store:
+    """Series of all senders, thread-safe; readers take snapshots."""
+
+    def __init__(self, namespace: str = "promdemo",
+                 const_labels: Optional[Dict[str, str]] = None,
+                 target_labels: bool = True, expire_after: float = 300.0) -> None:
+        self.namespace = namespace
+        self.target_labels = target_labels
+        self.expire_after = expire_after
+        self._const = [(label_name(k), v) for k, v in (const_labels or {}).items()]
+        self._reserved: Set[str] = {k for k, _ in self._const}
+        if target_labels:
+            self._reserved.update(("job", "instance"))
+        self._lock = threading.Lock()
+        self._families: Dict[str, Family] = {}
+        self._samples: Dict[str, str] = {}
+        self._senders: Dict[SenderKey, Sender] = {}
+        self._plans: Dict[Any, Optional[_Plan]] = {}
+        self._bounds: Dict[Tuple[float, ...], Optional[Tuple[float, ...]]] = {}
+        self.rejected = 0  # time series dropped as malformed, for tests and logs
+
+    # -- senders -----------------------------------------------------------
+
+    def sender(self, node: Any) -> Sender:
+        key = sender_key(node)
+        found = self._senders.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._senders.get(key)
+            if found is None:
+                found = self._new_sender(key)
+                self._senders[key] = found
+        return found
+
+    def _new_sender(self, key: SenderKey) -> Sender:
+        job, host, pid = key
+        instance = "%s:%d" % (host, pid) if host or pid else ""
+        pairs = [label_pair(k, v) for k, v in self._const if v]
+        if self.target_labels:
+            pairs += [label_pair(k, v) for k, v in (("job", job), ("instance", instance)) if v]
+        logger.info("new sender job=%r instance=%r", job, instance)
+        return Sender(key, job, instance, b",".join(pairs))
+
+    def senders(self) -> List[Tuple[str, str]]:
+        with self._lock:
+            return sorted((s.job, s.instance) for s in self._senders.values())
+
+    def expire(self, now: Optional[float] = None) -> int:
+        with self._lock:
+            return self._expire_locked(time.monotonic() if now is None else now)
+
+    def _expire_locked(self, now: float) -> int:
+        if self.expire_after <= 0:
+            return 0
+        cutoff = now - self.expire_after
+        dead = [s for s in self._senders.values() if s.last_seen < cutoff]
+        for sender in dead:
+            logger.info("sender job=%r instance=%r silent for %.0f s: its series are dropped",
+                        sender.job, sender.instance, now - sender.last_seen)
+            del self._senders[sender.key]
+        if dead:
+            live: Set[str] = set()
+            for sender in self._senders.values():
+                live.update(sender.series)
+            for name in [n for n in self._families if n not in live]:
+                self._drop_family(name)
+        return len(dead)
+
+    def _drop_family(self, name: str) -> None:
+        family = self._families.pop(name)
+        for suffix in _SUFFIXES[family.kind]:
+            self._samples.pop(name + suffix, None)
+        self._plans = {k: p for k, p in self._plans.items()
+                       if p is not None and p.family is not family}
+
+    # -- families ----------------------------------------------------------
+
+    def _plan(self, metric: Any) -> Optional[_Plan]:
+        md = metric.metric_descriptor
+        kind = _KINDS.get(md.type)
+        if kind is None:
+            for ts in metric.timeseries:
+                if ts.points:
+                    kind = _INFERRED.get(ts.points[0].WhichOneof("value") or "")
+                    break
+            if kind is None:
+                return None
+        key = (md.name, kind, tuple([k.key for k in md.label_keys]))
+        plan = self._plans.get(key, _MISSING)
+        if plan is _MISSING:
+            with self._lock:
+                plan = self._new_plan(md, kind, key)
+                self._plans[key] = plan
+        return plan  # type: ignore[no-any-return]
+
+    def _new_plan(self, md: Any, kind: str, key: Any) -> Optional[_Plan]:
+        if not md.name:
+            logger.warning("a metric without a name was dropped")
+            return None
+        name = metric_name(self.namespace, md.name)
+        if kind == COUNTER and name.endswith("_total") and len(name) > 6:
+            name = name[:-6]
+        family = self._families.get(name)
+        if family is None:
+            family = Family(name, kind, md.description, md.unit)
+            if not self._register(family):
+                return None
+        elif family.kind != kind:
+            logger.warning("metric %r is a %s here but a %s elsewhere: dropped",
+                           md.name, kind, family.kind)
+            return None
+        taken = set(self._reserved) | set(_OWN_LABELS.get(kind, ()))
+        keys: List[str] = []
+        for raw in key[2]:
+            label = label_name(raw)
+            while label in taken:
+                label = "exported_" + label
+            taken.add(label)
+            keys.append(label)
+        return _Plan(family, keys)
+
+    def _register(self, family: Family) -> bool:
+        samples = [family.name + s for s in _SUFFIXES[family.kind]]
+        clash = [s for s in samples if s in self._samples]
+        if clash:
+            logger.warning("metric %r (%s) would repeat the series name %r of %r: dropped",
+                           family.name, family.kind, clash[0], self._samples[clash[0]])
+            return False
+        for sample in samples:
+            self._samples[sample] = family.name
+        self._families[family.name] = family
+        return True
+
+    # -- ingest ------------------------------------------------------------
+
+    def ingest(self, sender: Sender, metrics: Iterable[Any]) -> int:
+        """Store the metrics of one export; returns the number of series taken."""
+        updates: List[Tuple[_Plan, Dict[bytes, Record]]] = []
+        taken = 0
+        for metric in metrics:
+            plan = self._plan(metric)
+            if plan is None:
+                continue
+            kind = plan.family.kind
+            if kind in (HISTOGRAM, GAUGE_HISTOGRAM):
+                series = self._histograms(plan, sender.prefix, metric.timeseries)
+            elif kind == SUMMARY:
+                series = self._summaries(plan, sender.prefix, metric.timeseries)
+            else:
+                series = self._scalars(plan, sender.prefix, metric.timeseries)
+            taken += len(series)
+            updates.append((plan, series))
+        with self._lock:
+            sender.last_seen = time.monotonic()
+            if self._senders.get(sender.key) is not sender:
+                self._senders[sender.key] = sender  # expired meanwhile: it is back
+            for plan, series in updates:
+                family = plan.family
+                if self._families.get(family.name) is not family and not self._register(family):
+                    continue
+                # A later copy of a metric in the same export replaces the earlier one.
+                stored = sender.series.get(family.name)
+                if stored is None:
+                    sender.series[family.name] = series
+                else:
+                    stored.update(series)
+        return taken
+
+    def _labels(self, plan: _Plan, prefix: bytes, values: Any) -> bytes:
+        if not values:
+            return prefix
+        parts = [prefix] if prefix else []
+        for cache, key, value in zip(plan.caches, plan.keys, values):
+            text = value.value
+            if text:  # an empty value is no label in Prometheus
+                pair = cache.get(text)
+                if pair is None:
+                    if len(cache) >= _VALUE_CACHE_LIMIT:
+                        cache.clear()
+                    pair = cache[text] = label_pair(key, text)
+                parts.append(pair)
+        return b",".join(parts)
+
+    def _bounds_of(self, raw: Tuple[float, ...]) -> Optional[Tuple[float, ...]]:
+        with self._lock:
+            if len(self._bounds) >= _VALUE_CACHE_LIMIT:
+                self._bounds.clear()
+            checked = self._bounds[raw] = raw if bounds_ok(raw) else None
+        return checked
+
+    def _histograms(self, plan: _Plan, prefix: bytes, timeseries: Any) -> Dict[bytes, Record]:
+        out: Dict[bytes, Record] = {}
+        known = self._bounds
+        labels = self._labels
+        gauge = plan.gauge
+        for ts in timeseries:
+            points = ts.points
+            if not points:
+                continue
+            point = points[-1]
+            if point.WhichOneof("value") != "distribution_value":
+                self.rejected += 1
+                continue
+            dist = point.distribution_value
+            lbl = labels(plan, prefix, ts.label_values)
+            counts = [b.count for b in dist.buckets]
+            if counts:
+                raw = tuple(dist.bucket_options.explicit.bounds)
+                bounds = known.get(raw, _MISSING)
+                if bounds is _MISSING:
+                    bounds = self._bounds_of(raw)
+                cum = None if bounds is None else _cumulative(counts, len(bounds), dist.count)
+            else:
+                bounds, cum = (), [dist.count]
+            if cum is None:
+                self.rejected += 1
+                continue
+            record = (bounds, hist_args(lbl, cum, format_float(dist.sum)))
+            if not gauge and lbl in out:
+                record = merge(HISTOGRAM, lbl, out[lbl], record)
+            out[lbl] = record
+        return out
+
+    def _scalars(self, plan: _Plan, prefix: bytes, timeseries: Any) -> Dict[bytes, Record]:
+        out: Dict[bytes, Record] = {}
+        gauge = plan.gauge
+        for ts in timeseries:
+            points = ts.points
+            if not points:
+                continue
+            point = points[-1]
+            which = point.WhichOneof("value")
+            if which == "int64_value":
+                value: Any = point.int64_value
+            elif which == "double_value":
+                value = point.double_value
+            else:
+                self.rejected += 1
+                continue
+            lbl = self._labels(plan, prefix, ts.label_values)
+            if not gauge and lbl in out:
+                value = out[lbl] + value
+            out[lbl] = value
+        return out
+
+    def _summaries(self, plan: _Plan, prefix: bytes, timeseries: Any) -> Dict[bytes, Record]:
+        out: Dict[bytes, Record] = {}
+        for ts in timeseries:
+            points = ts.points
+            if not points or points[-1].WhichOneof("value") != "summary_value":
+                self.rejected += bool(points)
+                continue
+            summary = points[-1].summary_value
+            quantiles = tuple((p.percentile / 100.0, p.value)
+                              for p in summary.snapshot.percentile_values)
+            record = (summary.count.value, summary.sum.value, quantiles)
+            lbl = self._labels(plan, prefix, ts.label_values)
+            if lbl in out:
+                record = merge(SUMMARY, lbl, out[lbl], record)
+            out[lbl] = record
+        return out
+
+    # -- reading -----------------------------------------------------------
+
+    def snapshot(self) -> List[Tuple[Family, List[Tuple[bytes, Record]]]]:
+        """Every family with its series, sorted by name; series of one label
+        string from several senders are merged (summed; gauges: the newest).
+        Records are immutable and the lists are copies: render without a lock."""
+        with self._lock:
+            self._expire_locked(time.monotonic())
+            senders = sorted(self._senders.values(), key=lambda s: s.last_seen)
+            copied = []
+            for name in sorted(self._families):
+                parts = [list(s.series[name].items()) for s in senders if name in s.series]
+                if parts:
+                    copied.append((self._families[name], parts))
+        out = []
+        for family, parts in copied:
+            if len(parts) == 1:
+                out.append((family, parts[0]))
+                continue
+            merged: Dict[bytes, Record] = {}
+            for part in parts:  # oldest sender first: gauges keep the newest
+                for lbl, record in part:
+                    old = merged.get(lbl)
+                    merged[lbl] = record if old is None else merge(family.kind, lbl, old, record)
+            out.append((family, list(merged.items())))
+        return out
