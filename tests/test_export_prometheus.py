@@ -348,6 +348,18 @@ def test_two_exporters_do_not_leak_into_each_other_or_the_global_registry(uniq: 
     assert uniq not in generate_latest(REGISTRY).decode()
 
 
+@pytest.mark.parametrize("accept, openmetrics", [
+    ("", False),
+    ("text/plain", False),
+    ("application/openmetrics-text; version=1.0.0", True),
+    ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+     "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1", False),  # Prometheus 2.x
+    ("application/openmetrics-text, text/plain;q=0", True),
+])
+def test_text_is_chosen_whenever_the_client_takes_it(accept: str, openmetrics: bool) -> None:
+    assert prometheus.wants_openmetrics(accept) is openmetrics
+
+
 def test_gzip_is_used_when_asked(server: prometheus.Server) -> None:
     status, headers, body = scrape(server.url, encoding="gzip")
     assert status == 200 and headers["Content-Encoding"] == "gzip"

@@ -50,6 +50,12 @@ What the exposition looks like:
   ``a_b``, or a gauge ``x_count`` beside a histogram ``x``): the one defined
   first is shown, the other is left out with one WARNING.
 
+Content negotiation: :meth:`Exporter.serve` and :meth:`Exporter.wsgi_app`
+answer in the text format 0.0.4 whenever the client takes it (Prometheus
+does: it lists text/plain after OpenMetrics), since OpenMetrics cannot carry
+some of what the text format can (see above); a client that takes only
+OpenMetrics gets OpenMetrics.  Either is gzipped when the client asks.
+
 Scrapes that fail (an exception while collecting) answer HTTP 500; each
 distinct error is logged once at ERROR with its traceback, repeats at DEBUG;
 the next scrape starts afresh.
@@ -123,6 +129,27 @@ def label_names(columns: Sequence[str]) -> Tuple[str, ...]:
             name = "%s_%d" % (base, n)
         out.append(name)
     return tuple(out)
+
+
+def wants_openmetrics(accept: Optional[str]) -> bool:
+    """Whether a scrape with this Accept header gets OpenMetrics rather than text.
+
+    Only when the client does not take the text format: OpenMetrics cannot
+    carry what the text format can for some of our data (``_sum``/``_count``
+    of histograms with negative bounds, sums that went negative), and
+    Prometheus accepts both.
+    """
+    takes_text = takes_openmetrics = False
+    for part in (accept or "").split(","):
+        fields = [f.strip() for f in part.split(";")]
+        media = fields[0].lower()
+        if any(f.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for f in fields[1:]):
+            continue
+        if media in ("text/plain", "text/*", "*/*"):
+            takes_text = True
+        elif media == "application/openmetrics-text":
+            takes_openmetrics = True
+    return takes_openmetrics and not takes_text
 
 
 def _escape_value(value: Optional[str]) -> str:
@@ -435,7 +462,7 @@ class Exporter:
     def respond(self, accept: str = "", accept_encoding: str = ""
                 ) -> Tuple[int, List[Tuple[str, str]], bytes]:
         """(status, headers, body) of a scrape: content negotiation, gzip, errors."""
-        openmetrics = "application/openmetrics-text" in (accept or "")
+        openmetrics = wants_openmetrics(accept)
         try:
             body = self.render(openmetrics)
         except Exception as error:
@@ -574,4 +601,5 @@ def take_over(stock_exporter: Any, namespace: Optional[str] = None) -> Exporter:
 
 
 __all__ = ["Exporter", "Server", "new", "take_over", "metric_name", "label_names",
+           "wants_openmetrics",
            "TEXT_CONTENT_TYPE", "OPENMETRICS_CONTENT_TYPE"]
