@@ -44,6 +44,10 @@ def parse_address(text: str) -> Tuple[str, int]:
     return host or "127.0.0.1", port
 
 
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
 class Agent:
     """An OpenCensus agent receiver serving what it receives to Prometheus.
 
@@ -135,7 +139,7 @@ class Agent:
             listener, self.port = _mux.bind(host, port)
         except OSError as exc:
             raise OSError(exc.errno, "cannot listen on %s:%d: %s"
-                          % (host, port, exc.strerror or exc)) from None
+                          % (host, port, _reason(exc))) from None
         if self.prometheus is not None:
             phost, pport = self.prometheus
             try:
@@ -143,7 +147,7 @@ class Agent:
             except OSError as exc:
                 listener.close()
                 raise OSError(exc.errno, "cannot serve Prometheus on %s:%d: %s"
-                              % (phost, pport, exc.strerror or exc)) from None
+                              % (phost, pport, _reason(exc))) from None
             self.prometheus_port = self._http.server_address[1]
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(self._max_streams, thread_name_prefix="gotools-agent-grpc"),

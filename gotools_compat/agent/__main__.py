@@ -1,0 +1,192 @@
+"""``gotools-agent``: the command line.
+
+Settings come from, in rising precedence: the defaults (the tutorial's agent
+configuration), a TOML file (``--config``), ``GOTOOLS_AGENT_*`` environment
+variables, and the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any, Dict, List, Optional, Sequence
+
+from ._agent import DEFAULT_LISTEN, DEFAULT_PROMETHEUS, Agent, parse_address
+
+logger = logging.getLogger("gotools_compat.agent")
+
+DEFAULTS: Dict[str, Any] = {
+    "listen": DEFAULT_LISTEN,
+    "prometheus": DEFAULT_PROMETHEUS,
+    "namespace": "promdemo",
+    "const_labels": {"vendor": "otc"},
+    "target_labels": True,
+    "expire": 300.0,
+    "max_message_bytes": 16 * 1024 * 1024,
+    "max_spans": 10_000,
+    "zipkin": "",
+    "log_level": "INFO",
+}
+_TYPES = {"expire": float, "max_message_bytes": int, "max_spans": int}
+
+EPILOG = """\
+environment variables (below the options, above --config):
+  GOTOOLS_AGENT_LISTEN, GOTOOLS_AGENT_PROMETHEUS, GOTOOLS_AGENT_NAMESPACE,
+  GOTOOLS_AGENT_CONST_LABELS (k=v,k=v; empty for none),
+  GOTOOLS_AGENT_TARGET_LABELS (1/0), GOTOOLS_AGENT_EXPIRE,
+  GOTOOLS_AGENT_MAX_MESSAGE_BYTES, GOTOOLS_AGENT_MAX_SPANS, GOTOOLS_AGENT_ZIPKIN,
+  GOTOOLS_AGENT_LOG_LEVEL
+
+config file (TOML, same names with underscores):
+  listen = "127.0.0.1:55678"
+  prometheus = "127.0.0.1:8844"      # "" turns the Prometheus port off
+  namespace = "promdemo"
+  const_labels = { vendor = "otc" }
+  target_labels = true
+  expire = 300.0
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gotools-agent", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Receive the OpenCensus agent protocol (gRPC and HTTP/JSON on one "
+                    "address) and serve the metrics to Prometheus.")
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="gRPC and HTTP/JSON address (default %s)" % DEFAULT_LISTEN)
+    p.add_argument("--prometheus", metavar="HOST:PORT",
+                   help="address of /metrics and /debug/tracez (default %s; '' for none: "
+                        "then they are served on --listen only)" % DEFAULT_PROMETHEUS)
+    p.add_argument("--namespace", help="prefix of every metric name (default promdemo; '' none)")
+    p.add_argument("--const-label", action="append", metavar="KEY=VALUE", dest="const_label",
+                   help="label added to every series, repeatable (default vendor=otc)")
+    p.add_argument("--no-const-labels", action="store_true",
+                   help="no const labels, not even the default")
+    p.add_argument("--no-target-labels", action="store_true",
+                   help="no job/instance labels from the sender's node; series of different "
+                        "senders are then summed (gauges: the newest wins)")
+    p.add_argument("--expire", type=float, metavar="SECONDS",
+                   help="drop the series of a sender silent this long (default 300; 0 never)")
+    p.add_argument("--max-message-bytes", type=int, metavar="N",
+                   help="largest gRPC message or HTTP body accepted (default 16 MiB)")
+    p.add_argument("--max-spans", type=int, metavar="N",
+                   help="spans kept for /debug/tracez (default 10000)")
+    p.add_argument("--zipkin", metavar="URL",
+                   help="forward spans to this Zipkin v2 endpoint, "
+                        "e.g. http://127.0.0.1:9411/api/v2/spans")
+    p.add_argument("--config", metavar="FILE", help="TOML file with the settings above")
+    p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
+    return p
+
+
+def _labels(text: Any) -> Dict[str, str]:
+    if isinstance(text, dict):
+        return {str(k): str(v) for k, v in text.items()}
+    pairs: List[str] = text if isinstance(text, list) else str(text).split(",")
+    labels = {}
+    for pair in pairs:
+        pair = pair.strip()
+        if not pair:
+            continue
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError("const label %r: expected KEY=VALUE" % pair)
+        labels[key.strip()] = value
+    return labels
+
+
+def _load_config(path: str) -> Dict[str, Any]:
+    try:
+        import tomllib  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # Python < 3.11
+        try:
+            import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
+        except ImportError:
+            raise ValueError("--config needs Python 3.11 or the tomli package") from None
+    with open(path, "rb") as f:
+        doc: Dict[str, Any] = tomllib.load(f)
+    unknown = set(doc) - set(DEFAULTS)
+    if unknown:
+        raise ValueError("%s: unknown settings %s" % (path, ", ".join(sorted(unknown))))
+    return doc
+
+
+def settings(argv: Optional[Sequence[str]] = None,
+             environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """The effective settings; ValueError for a bad one."""
+    args = _parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    result = dict(DEFAULTS)
+    if args.config:
+        result.update(_load_config(args.config))
+    for key in DEFAULTS:
+        text = env.get("GOTOOLS_AGENT_" + key.upper())
+        if text is not None:
+            result[key] = text.strip().lower() not in ("0", "false", "no", "") \
+                if key == "target_labels" else text
+    for key in ("listen", "prometheus", "namespace", "expire", "max_message_bytes",
+                "max_spans", "zipkin", "log_level"):
+        value = getattr(args, key)
+        if value is not None:
+            result[key] = value
+    if args.const_label:
+        result["const_labels"] = args.const_label
+    if args.no_const_labels:
+        result["const_labels"] = {}
+    if args.no_target_labels:
+        result["target_labels"] = False
+    result["const_labels"] = _labels(result["const_labels"])
+    for key, kind in _TYPES.items():
+        try:
+            result[key] = kind(result[key])
+        except (TypeError, ValueError):
+            raise ValueError("%s: not a number: %r" % (key, result[key])) from None
+    parse_address(str(result["listen"]))
+    if result["prometheus"]:
+        parse_address(str(result["prometheus"]))
+    return result
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        logger.info("gotools-agent: %s received, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    # First thing: a SIGTERM during start-up must also stop cleanly.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        s = settings(argv)
+    except (ValueError, OSError) as exc:
+        sys.stderr.write("gotools-agent: %s\n" % exc)
+        return 2
+    logging.basicConfig(level=str(s["log_level"]).upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    agent = Agent(str(s["listen"]), str(s["prometheus"]) or None,
+                  namespace=str(s["namespace"]), const_labels=s["const_labels"],
+                  target_labels=bool(s["target_labels"]), expire_after=s["expire"],
+                  max_message_bytes=s["max_message_bytes"], max_spans=s["max_spans"],
+                  zipkin=str(s["zipkin"]) or None)
+    try:
+        agent.start()
+    except OSError as exc:
+        logger.error("gotools-agent: %s", exc.strerror or exc)
+        logger.error("gotools-agent: is another agent running? Choose a free address "
+                     "with --listen / --prometheus.")
+        return 1
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        agent.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
