@@ -448,3 +448,47 @@ def test_works_in_wsgi_and_asgi_apps_of_a_user_registry(uniq: str) -> None:
     asyncio.run(make_asgi_app(registry)(scope, receive, send))
     assert sent[0]["status"] == 200
     assert expected in b"".join(s.get("body", b"") for s in sent[1:]).decode()
+
+
+def test_take_over_turns_a_failing_stock_exporter_endpoint_correct(uniq: str) -> None:
+    from opencensus.ext.prometheus import stats_exporter as stock_module
+    from prometheus_client import REGISTRY
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stock = stock_module.new_stats_exporter(
+        stock_module.Options(namespace="stock", port=port, address="127.0.0.1"))
+    manager = oc_stats.stats.view_manager
+    manager.register_exporter(stock)
+    measure = oc_measure.MeasureFloat(uniq + "st", "stock app", "ms")
+    manager.register_view(oc_view.View(uniq + "st_sum", "app sum", ["route"], measure,
+                                       oc_aggregation.SumAggregation()))
+    manager.register_view(oc_view.View(uniq + "st_last", "app last", ["route"], measure,
+                                       oc_aggregation.LastValueAggregation()))
+    ours = stats.Int64(uniq + "ours", "ours", "1")
+    metric.Scalar(uniq + "ours_count", "ours").count_int64(ours)
+    ours.record(None, 1)
+    for value in (1.5, 2.0):
+        mmap = oc_stats.stats.stats_recorder.new_measurement_map()
+        mmap.measure_float_put(measure, value)
+        tags = oc_tag_map.TagMap()
+        tags.insert("route", "/r")
+        mmap.record(tags)
+    url = "http://127.0.0.1:%d/metrics" % port
+    try:
+        assert scrape(url)[0] == 500  # E16: one Sum view breaks every scrape
+        exp = prometheus.take_over(stock)
+        status, _, body = scrape(url)
+    finally:
+        if stock in manager.measure_to_view_map.exporters:
+            manager.unregister_exporter(stock)
+    assert exp.namespace == "stock"
+    assert status == 200
+    got = samples(body.decode())
+    assert got[("stock_%sst_sum_total" % uniq, (("route", "/r"),))] == 3.5
+    assert got[("stock_%sst_last" % uniq, (("route", "/r"),))] == 2.0
+    assert got[("stock_%sours_count_total" % uniq, ())] == 1
+    assert stock not in manager.measure_to_view_map.exporters
+    assert any(c is exp for c in REGISTRY._collector_to_names)
+    REGISTRY.unregister(exp)

@@ -70,7 +70,9 @@ def take_over(stock: Any, collector: Any) -> int:
     stock_collector = getattr(stock, "collector", None)
     if stock_collector is None or not hasattr(stock, "options"):
         raise TypeError("expected a stock opencensus-ext-prometheus exporter, not %r" % (stock,))
-    oc_stats.stats.view_manager.unregister_exporter(stock)
+    manager = oc_stats.stats.view_manager
+    if any(e is stock for e in manager.measure_to_view_map.exporters):
+        manager.unregister_exporter(stock)
     replaced = 0
     for registry in _registries_of(stock):
         try:
