@@ -1,6 +1,7 @@
 """The stock ocagent exporter's parts, made to work (E1, E2, E5, E6).
 
-- E1: ``proto.install()`` runs before ``opencensus.ext.ocagent`` is imported.
+- E1: ``proto.install()`` runs before ``opencensus.ext.ocagent`` is imported
+  (and google.api_core's ImportWarning about grpcio-status is not raised).
 - E2: the stock ``ExportRpcHandler`` calls ``monitored_resource.get_instance()``
   (cloud metadata probes) when it is created.  We never create it: the stock
   ``StatsExporter`` takes its RPC handler as an argument, and ours builds the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import collections
 import datetime
 import logging
+import warnings
 from typing import (Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence,
                     Tuple)
 
@@ -28,8 +30,12 @@ from gotools_compat._oc import proto
 
 proto.install()
 
-from opencensus.ext.ocagent import stats_exporter, utils  # noqa: E402
-from opencensus.proto.agent.metrics.v1 import metrics_service_pb2  # noqa: E402
+# The stock stats exporter imports google.api_core, which warns (ImportWarning,
+# an error under -W error) when the optional grpcio-status is missing; the
+# exporter never uses what that package adds.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*grpcio-status", category=ImportWarning)
+    from opencensus.ext.ocagent import stats_exporter, utils  # noqa: E402
 from opencensus.proto.resource.v1 import resource_pb2  # noqa: E402
 
 from gotools_compat import _oc  # noqa: E402
@@ -124,13 +130,11 @@ def resource() -> Any:
     return resource_pb2.Resource(type=found.type, labels=found.labels or {})
 
 
-def first_fields(node_message: Any, resource_message: Any) -> bytes:
-    """The ``node`` and ``resource`` fields that start a stream's first request."""
-    request = metrics_service_pb2.ExportMetricsServiceRequest()
-    request.node.MergeFrom(node_message)
-    request.resource.MergeFrom(resource_message)
-    data: bytes = request.SerializeToString()
-    return data
+def first_fields(node_message: Any, resource_message: Any) -> Tuple[bytes, bytes]:
+    """The ``node`` and ``resource`` fields of a stream's first request."""
+    node_field = wire.field(0x0A, node_message.SerializeToString())
+    resource_field = wire.field(0x1A, resource_message.SerializeToString())
+    return node_field, resource_field
 
 
 def _identity(data: bytes) -> bytes:
@@ -243,37 +247,18 @@ def encoder_for(entry: Any) -> wire.MetricEncoder:
 
 
 def metric_requests(encoders: Iterable[wire.MetricEncoder], foreign: Iterable[Any],
-                    first: bytes, now: datetime.datetime,
+                    first: Tuple[bytes, bytes], now: datetime.datetime,
                     limit: int = wire.MAX_REQUEST) -> List[bytes]:
-    """Every metric as request bodies under ``limit`` (``first`` starts the first)."""
+    """Every metric as request bodies under ``limit``; ``first`` is (node, resource)."""
     point_ts = wire.field(0x0A, wire.timestamp_from_datetime(now))
 
     def pairs() -> Iterator[Tuple[bytes, Iterable[bytes]]]:
         for encoder in encoders:
             yield encoder.descriptor_field, encoder.series(point_ts)
         for metric in foreign:
-            body = stock_metric_bytes(metric)
-            yield b"", [body]  # stock bytes are sent as one Metric field
+            yield b"", [stock_metric_bytes(metric)]
 
-    return _pack(pairs(), first, limit)
-
-
-def _pack(pairs: Iterable[Tuple[bytes, Iterable[bytes]]], first: bytes,
-          limit: int) -> List[bytes]:
-    compat: List[Tuple[bytes, Iterable[bytes]]] = []
-    extra: List[bytes] = []
-    for descriptor_field, series in pairs:
-        if descriptor_field:
-            compat.append((descriptor_field, series))
-        else:
-            extra.extend(wire.field(0x12, body) for body in series)
-    bodies = wire.requests(compat, first, limit)
-    for metric_field in extra:  # foreign metrics: whole, appended where they fit
-        if len(bodies[-1]) + len(metric_field) > limit and bodies[-1]:
-            bodies.append(b"")
-        bodies[-1] += metric_field
-    return bodies
-
+    return wire.requests(pairs(), first[0], first[1], limit)
 
 
 # Spans: the stock TraceExporter, fed through a queue that our thread drains.

@@ -209,29 +209,45 @@ class MetricEncoder:
 MAX_REQUEST = 3 * 1024 * 1024
 
 
-def requests(metrics: Iterable[Tuple[bytes, Iterable[bytes]]], first: bytes,
-             limit: int = MAX_REQUEST) -> List[bytes]:
-    """Pack ``(descriptor field, series fields)`` pairs into request bodies.
+def requests(metrics: Iterable[Tuple[bytes, Iterable[bytes]]], first: bytes = b"",
+             trailer: bytes = b"", limit: int = MAX_REQUEST) -> List[bytes]:
+    """Pack metrics into ``ExportMetricsServiceRequest`` bodies of at most ``limit`` bytes.
 
-    Each body is an ``ExportMetricsServiceRequest`` of at most ``limit``
-    bytes (unless one series alone is larger); a metric whose series do not
-    fit is split into several ``Metric`` messages with the same descriptor.
-    ``first`` (node and resource fields) starts the first request only.
-    Metrics without series are left out, as the stock conversion does.
+    ``metrics`` are ``(descriptor field, series fields)`` pairs; a metric
+    whose series do not fit is split into several ``Metric`` messages with
+    the same descriptor.  A pair with an empty descriptor field carries whole
+    ``Metric`` bodies instead (not split).  The first request is ``first``
+    (the ``node`` field), its metrics, then ``trailer`` (the ``resource``
+    field): protobuf's own field order.  A metric without series is left out,
+    as the stock conversion does.  Only a single series larger than
+    ``limit`` makes a larger request.
     """
     out: List[bytes] = []
     parts: List[bytes] = [first] if first else []
-    size = len(first)
+    size = len(first) + len(trailer)
+
+    def close() -> None:
+        nonlocal parts, size
+        out.append(b"".join(parts))
+        parts, size = [], 0
+
     for descriptor_field, series in metrics:
+        if not descriptor_field:
+            for body in series:
+                whole = field(0x12, body)
+                if parts and size + len(whole) > limit:
+                    close()
+                parts.append(whole)
+                size += len(whole)
+            continue
         chunk: List[bytes] = []
-        chunk_size = len(descriptor_field)
+        chunk_size = len(descriptor_field) + 16
         for one in series:
-            if size + chunk_size + len(one) + 16 > limit and (chunk or parts):
+            if size + chunk_size + len(one) > limit and (chunk or parts):
                 if chunk:
                     parts.append(_metric_field(descriptor_field, chunk))
-                out.append(b"".join(parts))
-                parts, size = [], 0
-                chunk, chunk_size = [], len(descriptor_field)
+                close()
+                chunk, chunk_size = [], len(descriptor_field) + 16
             chunk.append(one)
             chunk_size += len(one)
         if chunk:
@@ -239,7 +255,9 @@ def requests(metrics: Iterable[Tuple[bytes, Iterable[bytes]]], first: bytes,
             parts.append(metric)
             size += len(metric)
     if parts or not out:
-        out.append(b"".join(parts))
+        close()
+    if trailer:
+        out[0] += trailer
     return out
 
 

@@ -313,7 +313,8 @@ class Exporter:
 
         Raises :class:`SendError` when the agent did not take it.
         """
-        body = self._first + request.SerializeToString()  # merged: node, resource, metrics
+        # Serialized messages concatenate as a merge: node, metrics, resource.
+        body = self._first[0] + request.SerializeToString() + self._first[1]
         with self._send_lock:
             self._streams.send_metrics([body], self.config.timeout)
 
