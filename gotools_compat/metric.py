@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime
 import math
 import threading
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from gotools_compat import _oc  # noqa: F401  (clock patch before opencensus.stats)
@@ -46,12 +45,15 @@ _lock = threading.Lock()
 _metrics: Dict[str, "_Registered"] = {}
 
 
-@dataclass
 class _Registered:
-    info: Union["Scalar", "HistogramInt64", "HistogramFloat64"]
-    definition: Tuple[Any, ...]
-    recorder: views.Recorder
-    is_gauge: bool
+    __slots__ = ("info", "definition", "recorder", "is_gauge")
+
+    def __init__(self, info: Union["Scalar", "HistogramInt64", "HistogramFloat64"],
+                 definition: Tuple[Any, ...], recorder: views.Recorder, is_gauge: bool) -> None:
+        self.info = info
+        self.definition = definition
+        self.recorder = recorder
+        self.is_gauge = is_gauge
 
 
 def _check_name(name: object, what: str) -> str:
@@ -206,13 +208,18 @@ class HistogramFloat64(_Histogram):
                          agg.Distribution(self.buckets, False), (self.buckets,))
 
 
-# Snapshots handed to exporters: plain data, as Go's metric.*Data.
+# Snapshots handed to exporters: plain data, as Go's metric.*Data.  Plain
+# classes rather than dataclasses, which would cost import time (inspect).
 
-@dataclass(frozen=True)
 class _Data:
-    info: Any
-    end_time: datetime.datetime
-    tag_groups: List[List[Tag]] = field(repr=False)
+    __slots__ = ("info", "end_time", "rows", "_groups")
+
+    def __init__(self, info: Any, end_time: datetime.datetime, groups: List[List[Tag]],
+                 rows: List[Any]) -> None:
+        self.info = info
+        self.end_time = end_time
+        self._groups = groups
+        self.rows = rows
 
     def handle(self) -> str:
         """The metric's name (Go's ``Handle()``)."""
@@ -220,22 +227,36 @@ class _Data:
 
     def groups(self) -> List[List[Tag]]:
         """One tag list per row, in row order (Go's ``Groups()``)."""
-        return self.tag_groups
+        return self._groups
+
+    def __repr__(self) -> str:
+        return "%s(%r, rows=%r)" % (type(self).__name__, self.info, self.rows)
 
 
-@dataclass(frozen=True)
 class Int64Data(_Data):
-    is_gauge: bool = False
-    rows: List[int] = field(default_factory=list)
+    """Rows of a count, an Int64 sum or an Int64 gauge (``is_gauge``)."""
+
+    __slots__ = ("is_gauge",)
+    rows: List[int]
+
+    def __init__(self, info: Any, end_time: datetime.datetime, groups: List[List[Tag]],
+                 is_gauge: bool, rows: List[int]) -> None:
+        super().__init__(info, end_time, groups, rows)
+        self.is_gauge = is_gauge
 
 
-@dataclass(frozen=True)
 class Float64Data(_Data):
-    is_gauge: bool = False
-    rows: List[float] = field(default_factory=list)
+    """Rows of a Float64 sum or gauge (``is_gauge``)."""
+
+    __slots__ = ("is_gauge",)
+    rows: List[float]
+
+    def __init__(self, info: Any, end_time: datetime.datetime, groups: List[List[Tag]],
+                 is_gauge: bool, rows: List[float]) -> None:
+        super().__init__(info, end_time, groups, rows)
+        self.is_gauge = is_gauge
 
 
-@dataclass(frozen=True)
 class HistogramRow:
     """One row of a histogram.
 
@@ -244,27 +265,36 @@ class HistogramRow:
     on the OpenCensus wire.
     """
 
-    values: List[int]
-    counts: List[int]
-    count: int
-    sum: Number
-    min: Optional[Number]
-    max: Optional[Number]
-    sum_of_squared_deviation: float
+    __slots__ = ("values", "counts", "count", "sum", "min", "max", "sum_of_squared_deviation")
+
+    def __init__(self, values: List[int], counts: List[int], count: int, sum: Number,
+                 min: Optional[Number], max: Optional[Number],
+                 sum_of_squared_deviation: float) -> None:
+        self.values = values
+        self.counts = counts
+        self.count = count
+        self.sum = sum
+        self.min = min
+        self.max = max
+        self.sum_of_squared_deviation = sum_of_squared_deviation
+
+    def __repr__(self) -> str:
+        return ("HistogramRow(counts=%r, count=%r, sum=%r, min=%r, max=%r)"
+                % (self.counts, self.count, self.sum, self.min, self.max))
 
 
 HistogramInt64Row = HistogramRow
 HistogramFloat64Row = HistogramRow
 
 
-@dataclass(frozen=True)
 class HistogramInt64Data(_Data):
-    rows: List[HistogramRow] = field(default_factory=list)
+    __slots__ = ()
+    rows: List[HistogramRow]
 
 
-@dataclass(frozen=True)
 class HistogramFloat64Data(_Data):
-    rows: List[HistogramRow] = field(default_factory=list)
+    __slots__ = ()
+    rows: List[HistogramRow]
 
 
 MetricData = Union[Int64Data, Float64Data, HistogramInt64Data, HistogramFloat64Data]
@@ -289,7 +319,7 @@ def _data(entry: _Registered, now: datetime.datetime) -> MetricData:
     if kind.startswith("histogram"):
         cls = HistogramInt64Data if kind.endswith("int64") else HistogramFloat64Data
         return cls(entry.info, now, groups,
-                   rows=[_histogram_row(row) for row in rows])  # type: ignore[arg-type]
+                   [_histogram_row(row) for row in rows])  # type: ignore[arg-type]
     values = [row.value() for row in rows]  # type: ignore[attr-defined]
     if kind.startswith("count") or kind.endswith("int64"):
         return Int64Data(entry.info, now, groups, entry.is_gauge, values)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import numbers
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
@@ -158,6 +157,8 @@ class Float64(_Measure):
 
     def accept(self, value: Any) -> Optional[float]:
         """``value`` as this measure records it, or None (then counted as dropped)."""
+        import numbers  # the slow path only: not worth its import time up front
+
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             self._drop(value, "not a number")
             return None
@@ -188,6 +189,8 @@ class Int64(_Measure):
 
     def accept(self, value: Any) -> Optional[int]:
         """``value`` as this measure records it, or None (then counted as dropped)."""
+        import numbers
+
         if isinstance(value, bool):
             self._drop(value, "not a number")
             return None

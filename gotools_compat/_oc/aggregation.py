@@ -37,7 +37,13 @@ DRAIN_AT = 64
 # Buckets are immutable: the common small counts share one object each,
 # which saves up to 14 allocations per series on every collection.
 _SMALL_INTS = 1024
-_BUCKETS = [oc_value.Bucket(count) for count in range(_SMALL_INTS)]
+_BUCKETS: List[oc_value.Bucket] = []  # filled on first use, not at import
+
+
+def _shared_buckets() -> List[oc_value.Bucket]:
+    if not _BUCKETS:
+        _BUCKETS[:] = [oc_value.Bucket(count) for count in range(_SMALL_INTS)]
+    return _BUCKETS
 
 
 class Row:
@@ -238,7 +244,7 @@ class HistogramRow(Row):
         with self.lock:
             self._drain_locked()
             counts = self.counts
-            shared = _BUCKETS
+            shared = _BUCKETS or _shared_buckets()
             dist._buckets = [shared[c] if c < _SMALL_INTS else oc_value.Bucket(c) for c in counts]
             dist._sum = self.sum
             dist._sum_of_squared_deviation = self.m2
