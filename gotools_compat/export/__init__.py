@@ -234,7 +234,7 @@ def log_writer(stream: IO[str], only_errors: bool) -> Exporter:
     """An exporter that writes log events (and span starts and ends) to ``stream``.
 
     Go's ``export.LogWriter(w, onlyErrors)``: with ``only_errors`` only log
-    events that carry an error are written.
+    events that carry an error are written (span starts and ends still are, as in Go).
     """
     return _LogWriter(stream, only_errors)
 
