@@ -166,7 +166,8 @@ class Agent:
         self._mux = _mux.Mux(listener, self._connect_grpc, serve_http, self._first_byte_timeout)
         self._mux.start()
         if self._http is not None:
-            self._spawn(self._http.serve_forever, "gotools-agent-prometheus")
+            server = self._http
+            self._spawn(lambda: server.serve_forever(0.05), "gotools-agent-prometheus")
         self._spawn(self._housekeeping, "gotools-agent-expire")
         if self._zipkin is not None:
             self._zipkin.start()

@@ -34,7 +34,7 @@ def render(snapshot: Snapshot, openmetrics: bool = False) -> bytes:
         elif family.kind == SUMMARY:
             _summaries(family, items, openmetrics, out)
         else:
-            _scalars(family, items, out)
+            _scalars(family, items, openmetrics, out)
     if openmetrics:
         out.append(b"# EOF\n")
     return b"".join(out)
@@ -62,9 +62,13 @@ def _sample(family: Family) -> bytes:
     return family.name.encode("ascii")
 
 
-def _scalars(family: Family, items: List[Tuple[bytes, Any]], out: List[bytes]) -> None:
+def _scalars(family: Family, items: List[Tuple[bytes, Any]], openmetrics: bool,
+             out: List[bytes]) -> None:
     name = _sample(family)
+    counter = openmetrics and family.kind == COUNTER
     for lbl, value in items:
+        if counter and not value >= 0:
+            continue  # OpenMetrics has no negative or NaN counters
         text = b"%d" % value if type(value) is int else format_float(value)
         if lbl:
             out.append(b"%s{%s} %s\n" % (name, lbl, text))
@@ -73,8 +77,8 @@ def _scalars(family: Family, items: List[Tuple[bytes, Any]], out: List[bytes]) -
 
 
 def _hist_template(family: Family, bounds: Tuple[float, ...], labeled: bool,
-                   openmetrics: bool) -> bytes:
-    key = (bounds, labeled, openmetrics)
+                   openmetrics: bool, with_sum: bool = True) -> bytes:
+    key = (bounds, labeled, openmetrics, with_sum)
     template = family.templates.get(key)
     if template is not None:
         return template
@@ -85,7 +89,9 @@ def _hist_template(family: Family, bounds: Tuple[float, ...], labeled: bool,
     opening = name + (b"_bucket{%s," if labeled else b"_bucket{")
     lines = [opening + b'le="%s"} %%d\n' % format_le(b, openmetrics).encode("ascii")
              for b in bounds + (math.inf,)]
-    if labeled:
+    if not with_sum:
+        pass
+    elif labeled:
         lines.append(sum_name + b"{%s} %s\n" + count_name + b"{%s} %d\n")
     else:
         lines.append(sum_name + b" %s\n" + count_name + b" %d\n")
@@ -99,12 +105,23 @@ def _histograms(family: Family, items: List[Tuple[bytes, Any]], openmetrics: boo
     last_bounds: Any = None
     last_labeled = False
     template = b""
+    gauge = family.kind == GAUGE_HISTOGRAM
     for lbl, (bounds, args) in items:
         # Bounds tuples are interned by the store: an identity test finds the
         # template without hashing thirteen floats per series.
         if bounds is not last_bounds or bool(lbl) is not last_labeled:
             last_bounds, last_labeled = bounds, bool(lbl)
             template = _hist_template(family, bounds, last_labeled, openmetrics)
+        if openmetrics:
+            # OpenMetrics allows no _sum with negative buckets, no negative or
+            # NaN _sum of a histogram, and no _count without _sum.
+            total = args[-3] if lbl else args[-2]
+            negative = bool(bounds) and bounds[0] < 0
+            if (negative and not gauge) or (not negative and total[:1] == b"-") \
+                    or total == b"NaN":
+                append(_hist_template(family, bounds, last_labeled, True, False)
+                       % args[:-4 if lbl else -2])
+                continue
         append(template % args)
 
 
@@ -114,8 +131,12 @@ def _summaries(family: Family, items: List[Tuple[bytes, Any]], openmetrics: bool
     for lbl, (count, total, quantiles) in items:
         inner = lbl + b"," if lbl else b""
         for q, value in quantiles:
+            if openmetrics and not value >= 0:
+                continue  # OpenMetrics: quantile values cannot be negative
             out.append(b'%s{%squantile="%s"} %s\n' % (
                 name, inner, format_le(q, openmetrics).encode("ascii"), format_float(value)))
+        if openmetrics and not total >= 0:
+            continue
         braces = b"{%s}" % lbl if lbl else b""
         out.append(b"%s_sum%s %s\n%s_count%s %d\n" % (
             name, braces, format_float(total), name, braces, count))
