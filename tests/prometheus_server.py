@@ -1,8 +1,9 @@
 """A real Prometheus server for tests: started on a free loopback port, stopped after.
 
-Uses the ``prometheus`` binary on PATH (Debian's package, which ``scripts/test``
-installs in CI); a generated config scrapes the given loopback targets every
-second; data lives in a temporary directory.  Queries go to its HTTP API and
+Uses the ``prometheus`` binary that $GOTOOLS_PROMETHEUS names, else the one
+on PATH (Debian's package, which ``scripts/test`` installs in CI); a
+generated config scrapes the given loopback targets every second; data lives
+in a temporary directory.  Queries go to its HTTP API and
 are polled with a deadline (never a fixed sleep).
 """
 
@@ -27,7 +28,8 @@ def free_port() -> int:
 
 
 def binary() -> Optional[str]:
-    return shutil.which("prometheus")
+    """$GOTOOLS_PROMETHEUS if set (a path to the binary), else ``prometheus`` on PATH."""
+    return os.environ.get("GOTOOLS_PROMETHEUS") or shutil.which("prometheus")
 
 
 class PrometheusServer:

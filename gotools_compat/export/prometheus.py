@@ -534,12 +534,15 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     exporter: Exporter
 
 
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
+
+
 class Server:
     """A running metrics endpoint; ``stop()`` (or leaving a ``with`` block) ends it."""
 
     def __init__(self, exporter: Exporter, addr: str, port: int) -> None:
-        _HTTPServer.address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-        httpd = _HTTPServer((addr, port), _Handler)
+        httpd = (_HTTPServer6 if ":" in addr else _HTTPServer)((addr, port), _Handler)
         httpd.exporter = exporter
         self._httpd = httpd
         self.address: str = addr
