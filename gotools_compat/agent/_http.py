@@ -49,6 +49,8 @@ class Server(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Garbage gets a real "HTTP/1.0 400" status line, not an HTTP/0.9 bare body.
+    default_request_version = "HTTP/1.0"
     server_version = "gotools-agent"
     timeout = 300  # idle keep-alive connections end after five minutes
 

@@ -13,6 +13,7 @@ import logging
 import selectors
 import socket
 import threading
+import time
 from typing import Any, Callable, Optional, Set, Tuple
 
 logger = logging.getLogger(__name__)
@@ -149,21 +150,22 @@ class Mux:
 
     def _peek(self, conn: socket.socket) -> Optional[bytes]:
         """The first bytes, or None when the client sent nothing in time."""
-        conn.settimeout(self._first_byte_timeout)
+        deadline = time.monotonic() + self._first_byte_timeout
         head = b""
         try:
-            while len(head) < len(_PREFACE):
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                conn.settimeout(remaining)
                 head = conn.recv(len(_PREFACE), socket.MSG_PEEK)
                 if not head:
                     return None
-                if not _PREFACE.startswith(head[:len(_PREFACE)]):
-                    break
-                if len(head) < len(_PREFACE):
-                    # a partial preface: wait for more without spinning
-                    threading.Event().wait(0.01)
+                if len(head) >= len(_PREFACE) or not _PREFACE.startswith(head):
+                    return head
+                time.sleep(0.005)  # a partial preface: wait for the rest
         except (socket.timeout, OSError):
             return None
-        return head
 
     def _pump(self, conn: socket.socket, peer: str) -> None:
         conn.settimeout(None)
