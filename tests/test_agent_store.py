@@ -1,0 +1,86 @@
+"""gotools_compat.agent._store: expiry and the histogram repair rules, directly."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, List, Sequence
+
+from gotools_compat._oc import proto
+from gotools_compat.agent._render import render
+from gotools_compat.agent._store import Store
+
+proto.install()
+
+from opencensus.proto.agent.common.v1 import common_pb2  # noqa: E402
+from opencensus.proto.metrics.v1 import metrics_pb2  # noqa: E402
+
+MD = metrics_pb2.MetricDescriptor
+
+
+def node(service: str) -> Any:
+    return common_pb2.Node(identifier={"host_name": "h", "pid": 1},
+                           service_info={"name": service})
+
+
+def histogram(bounds: Sequence[float], buckets: Sequence[int], count: int) -> Any:
+    return metrics_pb2.Metric(
+        metric_descriptor=MD(name="h", type=MD.CUMULATIVE_DISTRIBUTION),
+        timeseries=[metrics_pb2.TimeSeries(points=[metrics_pb2.Point(
+            distribution_value=metrics_pb2.DistributionValue(
+                count=count, sum=1.0, buckets=[{"count": c} for c in buckets],
+                bucket_options={"explicit": {"bounds": list(bounds)}}))])])
+
+
+def buckets(store: Store) -> List[int]:
+    text = render(store.snapshot()).decode()
+    return [int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("h_bucket")]
+
+
+def test_a_silent_sender_expires_and_the_others_stay() -> None:
+    store = Store(namespace="", const_labels={}, expire_after=10)
+    gauge = metrics_pb2.Metric(metric_descriptor=MD(name="g", type=MD.GAUGE_INT64),
+                               timeseries=[{"points": [{"int64_value": 1}]}])
+    old = store.sender(node("old"))
+    store.ingest(old, [gauge])
+    old.last_seen -= 11  # as if it had last sent eleven seconds ago
+    store.ingest(store.sender(node("new")), [gauge])
+    assert store.expire() == 1
+    assert store.senders() == [("new", "h:1")]
+    assert render(store.snapshot()) == b'# HELP g \n# TYPE g gauge\ng{job="new",instance="h:1"} 1\n'
+    # It comes back when it sends again.
+    store.ingest(store.sender(node("old")), [gauge])
+    assert len(store.senders()) == 2
+    assert store.expire(time.monotonic() + 11) == 2
+    assert render(store.snapshot()) == b""
+
+
+def test_go_cumulative_form_with_values_above_the_last_bound() -> None:
+    store = Store(namespace="", const_labels={}, target_labels=False)
+    store.ingest(store.sender(None), [histogram([1.0, 2.0], [1, 3], 5)])
+    assert buckets(store) == [1, 3, 5]
+
+
+def test_per_bucket_form_is_taken_as_sent() -> None:
+    store = Store(namespace="", const_labels={}, target_labels=False)
+    store.ingest(store.sender(None), [histogram([1.0, 2.0], [1, 3, 1], 5)])
+    assert buckets(store) == [1, 4, 5]
+
+
+def test_bad_bounds_or_bucket_counts_are_rejected_not_rendered() -> None:
+    store = Store(namespace="", const_labels={}, target_labels=False)
+    store.ingest(store.sender(None), [histogram([2.0, 1.0], [1, 1, 1], 3),
+                                      histogram([1.0], [1, 1, 1, 1], 4),
+                                      histogram([1.0], [-1, 2], 1)])
+    assert store.rejected == 3
+    assert buckets(store) == []
+
+
+def test_int64_counters_stay_exact_past_2_to_the_53() -> None:
+    store = Store(namespace="", const_labels={}, target_labels=False)
+    big = 2 ** 53 + 1
+    counter = metrics_pb2.Metric(metric_descriptor=MD(name="c", type=MD.CUMULATIVE_INT64),
+                                 timeseries=[{"points": [{"int64_value": big}]},
+                                             {"points": [{"int64_value": 2}]}])
+    store.ingest(store.sender(None), [counter])
+    assert render(store.snapshot()).endswith(b"c_total %d\n" % (big + 2))
