@@ -16,6 +16,10 @@ import urllib.request
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+
+# gotools_compat first: it makes opencensus's clock warning-free (E13) before
+# opencensus.stats is imported.
+from gotools_compat import event, metric, stats  # isort: skip
 from opencensus.stats import aggregation as oc_aggregation
 from opencensus.stats import measure as oc_measure
 from opencensus.stats import stats as oc_stats
@@ -25,7 +29,6 @@ from prometheus_client import CollectorRegistry, generate_latest, make_asgi_app,
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from prometheus_client.parser import text_string_to_metric_families as text_parse
 
-from gotools_compat import event, metric, stats
 from gotools_compat.export import prometheus
 
 _ids = itertools.count()
