@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from itertools import accumulate
+from operator import attrgetter
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from ._text import bounds_ok, format_float, label_name, label_pair, metric_name
@@ -42,6 +43,7 @@ _SUFFIXES = {
 # Label names a kind uses itself; a sender's label of that name is renamed.
 _OWN_LABELS = {HISTOGRAM: ("le",), GAUGE_HISTOGRAM: ("le",), SUMMARY: ("quantile",)}
 _VALUE_CACHE_LIMIT = 10_000
+_count = attrgetter("count")
 _MISSING: Any = object()
 
 SenderKey = Tuple[str, str, int]
@@ -345,6 +347,8 @@ class Store:
         known = self._bounds
         labels = self._labels
         gauge = plan.gauge
+        last_options: Any = None
+        last_bounds: Any = None
         for ts in timeseries:
             points = ts.points
             if not points:
@@ -355,12 +359,18 @@ class Store:
                 continue
             dist = point.distribution_value
             lbl = labels(plan, prefix, ts.label_values)
-            counts = [b.count for b in dist.buckets]
+            counts = list(map(_count, dist.buckets))
             if counts:
-                raw = tuple(dist.bucket_options.explicit.bounds)
-                bounds = known.get(raw, _MISSING)
-                if bounds is _MISSING:
-                    bounds = self._bounds_of(raw)
+                options = dist.bucket_options
+                # Comparing the messages (in C) is 4x cheaper than reading the bounds.
+                if last_options is not None and options == last_options:
+                    bounds = last_bounds
+                else:
+                    raw = tuple(options.explicit.bounds)
+                    bounds = known.get(raw, _MISSING)
+                    if bounds is _MISSING:
+                        bounds = self._bounds_of(raw)
+                    last_options, last_bounds = options, bounds
                 cum = None if bounds is None else _cumulative(counts, len(bounds), dist.count)
             else:
                 bounds, cum = (), [dist.count]
