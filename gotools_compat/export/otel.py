@@ -1,0 +1,366 @@
+"""Export to OpenTelemetry: the same metrics as OTel SDK data, to any ``MetricExporter``.
+
+Needs the ``otel`` extra (``pip install gotools_compat[otel]``)::
+
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from gotools_compat import export
+    from gotools_compat.export import otel
+
+    e = otel.connect(OTLPMetricExporter(endpoint="http://127.0.0.1:4318/v1/metrics"),
+                     interval=5.0, service="my-service")
+    export.set_exporter(e)        # or export.multi(e, ocagent.connect(...))
+    ...
+    e.force_flush()               # export now (OTel's contract: True once exported)
+    e.shutdown()                  # export what is left, stop; also done at exit
+
+:func:`collect` gives the ``MetricsData`` itself, for any use.  Every metric
+the opencensus views hold is in it: ours (read straight from their rows) and
+the app's plain opencensus views.  How each becomes OpenTelemetry data
+(``Sum``, ``Gauge``, ``Histogram``; attributes; start times) is in
+:mod:`gotools_compat._otel`.  In short: counts and sums are monotonic
+cumulative ``Sum`` points, latest values ``Gauge`` points, histograms
+cumulative ``Histogram`` points with the bounds as declared, per-bucket
+counts (overflow last), count, sum, min and max; label values are string
+attributes; each series starts at its metric's start time, the same on
+every collection.
+
+The exporter works like the SDK's ``PeriodicExportingMetricReader``: one
+thread collects and calls ``metric_exporter.export`` every ``interval``
+seconds (``OTEL_METRIC_EXPORT_INTERVAL`` milliseconds, else 60 s), each export
+bounded by ``timeout`` (``OTEL_METRIC_EXPORT_TIMEOUT`` ms, else 30 s).  Data
+is cumulative, so a failed export needs no queue: the next one carries every
+value.  An outage is logged once at WARNING, its end at INFO.  Nothing here
+blocks recording; ``connect()`` returns at once.
+
+``force_flush(timeout_millis)`` and ``shutdown(timeout_millis)`` follow the
+OpenTelemetry contract: both return within their timeout; ``shutdown`` exports
+once more, then shuts the metric exporter down; a second ``shutdown`` does
+nothing; after it ``force_flush`` returns False.  ``flush()``/``close()`` are
+the same in seconds, for :func:`gotools_compat.export.multi`.  Exporters live
+until shut down (the module holds them) and are shut down at interpreter exit.
+
+Forking: a child forked after ``connect()`` gets its own thread and a resource
+with its own ``process.pid``; the metric exporter object is shared with the
+parent, so give the child its own (``connect()`` after the fork, e.g. in
+gunicorn's ``post_fork``) when it keeps connections open (gRPC never survives
+a fork).  Export never runs across a fork.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from typing import Any, List, Mapping, Optional, Set, Tuple
+
+from gotools_compat import _otel
+from gotools_compat._otel import MetricsData, Resource
+from gotools_compat.event import Context
+from gotools_compat.export import Event
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 60.0
+DEFAULT_TIMEOUT = 30.0
+
+_default_resource: List[Any] = []  # [(pid, Resource)]
+
+
+def default_resource() -> Resource:
+    """The resource :func:`collect` uses when given none (see ``_otel.resource``)."""
+    pid = os.getpid()
+    if not _default_resource or _default_resource[0][0] != pid:
+        _default_resource[:] = [(pid, _otel.resource(None, None, pid))]
+    found: Resource = _default_resource[0][1]
+    return found
+
+
+def collect(resource: Optional[Resource] = None) -> MetricsData:
+    """Every metric the opencensus views hold, as OpenTelemetry SDK ``MetricsData``.
+
+    ``resource`` defaults to :func:`default_resource`.  Metrics without any
+    series yet are left out.
+    """
+    now = time.time_ns()
+    metrics = _otel.our_metrics(now) + _otel.foreign_metrics(now)
+    return _otel.metrics_data(resource or default_resource(), metrics)
+
+
+def _seconds_from_env(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text) / 1000.0
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        log.warning("ignoring %s=%r: not a positive number of milliseconds", name, text)
+        return default
+    return value
+
+
+def connect(metric_exporter: Any, interval: Optional[float] = None, *,
+            timeout: Optional[float] = None, service: Optional[str] = None,
+            host: Optional[str] = None,
+            resource_attributes: Optional[Mapping[str, Any]] = None) -> "Exporter":
+    """Export every metric to ``metric_exporter`` every ``interval`` seconds.
+
+    ``metric_exporter`` is any OpenTelemetry SDK ``MetricExporter`` (OTLP over
+    HTTP or gRPC, the console exporter, ...).  ``service`` and ``host`` set
+    ``service.name`` and ``host.name`` (defaults: ``OTEL_SERVICE_NAME``/
+    ``OTEL_RESOURCE_ATTRIBUTES``, else the program's base name and the host
+    name); ``resource_attributes`` adds to the resource.  Returns at once.
+    """
+    if not callable(getattr(metric_exporter, "export", None)):
+        raise TypeError("connect() takes an OpenTelemetry MetricExporter, not %r"
+                        % (metric_exporter,))
+    if interval is None:
+        interval = _seconds_from_env("OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_INTERVAL)
+    if timeout is None:
+        timeout = _seconds_from_env("OTEL_METRIC_EXPORT_TIMEOUT", DEFAULT_TIMEOUT)
+    if not interval > 0 or not timeout > 0:
+        raise ValueError("interval and timeout must be positive seconds")
+    return Exporter(metric_exporter, float(interval), float(timeout), service, host,
+                    dict(resource_attributes or {}))
+
+
+class Exporter:
+    """A connected exporter: see the module doc.  Make one with :func:`connect`."""
+
+    def __init__(self, metric_exporter: Any, interval: float, timeout: float,
+                 service: Optional[str], host: Optional[str],
+                 resource_attributes: Mapping[str, Any]) -> None:
+        self.metric_exporter = metric_exporter
+        self.interval = interval
+        self.timeout = timeout
+        self._identity = (service, host, resource_attributes)
+        self._shutdown = False
+        self._shutdown_done = threading.Event()
+        self._shutdown_ok = False
+        self._send_lock = threading.Lock()  # held by an export; never across a fork
+        self._start()
+        _register(self)
+        self._thread.start()
+
+    def _start(self) -> None:
+        service, host, extra = self._identity
+        self.resource = _otel.resource(service, host, os.getpid(), extra)
+        self._cond = threading.Condition()
+        self._wanted = 0  # exports asked for
+        self._done = 0  # exports finished
+        self._last_ok = False
+        self._closing = False
+        self._deadline: Optional[float] = None  # of the export asked for last
+        self._outage = False
+        self._failures = 0
+        self._next = time.monotonic() + self.interval
+        self._thread = threading.Thread(target=self._run, name="gotools-otel-exporter",
+                                        daemon=True)
+
+    def __repr__(self) -> str:
+        return "otel.Exporter(%r, interval=%g)" % (self.metric_exporter, self.interval)
+
+    # The Exporter protocol.
+
+    def process_event(self, ctx: Context, ev: Event) -> Tuple[Context, Event]:
+        return ctx, ev
+
+    def metric(self, ctx: Context, data: Any) -> None:
+        """Nothing to do: every export pulls all metrics from their rows."""
+
+    # The OpenTelemetry contract.
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        """Collect and export now, then flush the metric exporter.
+
+        True when both succeeded within ``timeout_millis``; False after a
+        failure, a timeout, or a shutdown.  Never raises because of the exporter.
+        """
+        deadline = time.monotonic() + max(timeout_millis, 0) / 1000.0
+        if not self._export_now(deadline, closing=False):
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        try:
+            return bool(self.metric_exporter.force_flush(timeout_millis=left * 1000.0))
+        except Exception:
+            log.exception("force_flush of %r failed", self.metric_exporter)
+            return False
+
+    def shutdown(self, timeout_millis: float = 30_000) -> bool:
+        """Export once more, stop the thread, shut the metric exporter down.
+
+        Returns within ``timeout_millis``: True when all of that succeeded.
+        Later calls do nothing (they wait for the first, within their own
+        timeout, and return its outcome).
+        """
+        deadline = time.monotonic() + max(timeout_millis, 0) / 1000.0
+        with self._cond:
+            first = not self._shutdown
+            self._shutdown = True
+        if not first:
+            self._shutdown_done.wait(max(deadline - time.monotonic(), 0))
+            return self._shutdown_ok
+        _unregister(self)
+        ok = self._export_now(deadline, closing=True)
+        left = max(deadline - time.monotonic(), 0.0)
+        try:
+            self.metric_exporter.shutdown(timeout_millis=left * 1000.0)
+        except Exception:
+            log.exception("shutdown of %r failed", self.metric_exporter)
+            ok = False
+        self._shutdown_ok = ok
+        self._shutdown_done.set()
+        return ok
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """:meth:`force_flush` in seconds (default: the export timeout)."""
+        return self.force_flush((self.timeout if timeout is None else timeout) * 1000.0)
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """:meth:`shutdown` in seconds (default: the export timeout)."""
+        self.shutdown((self.timeout if timeout is None else timeout) * 1000.0)
+
+    @property
+    def closed(self) -> bool:
+        return self._shutdown
+
+    # The thread.
+
+    def _export_now(self, deadline: float, closing: bool) -> bool:
+        """Ask the thread for an export (its last when ``closing``) and wait for it."""
+        with self._cond:
+            if self._closing or (self._shutdown and not closing):
+                return False
+            self._wanted += 1
+            wanted = self._wanted
+            self._deadline = deadline
+            self._closing = closing
+            self._cond.notify_all()
+            while self._done < wanted:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    return False
+                self._cond.wait(left)
+            return self._last_ok
+
+    def _run(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while (not self._closing and self._done == self._wanted
+                       and time.monotonic() < self._next):
+                    cond.wait(self._next - time.monotonic())
+                target = self._wanted
+                closing = self._closing
+                deadline = self._deadline if target > self._done else None
+            timeout = self.timeout
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+            ok = timeout > 0 and self._attempt(timeout)
+            with cond:
+                self._next = time.monotonic() + self.interval
+                self._done = target
+                self._last_ok = ok
+                cond.notify_all()
+            if closing:
+                return
+
+    def _attempt(self, timeout: float) -> bool:
+        with self._send_lock:
+            try:
+                data = collect(self.resource)
+                if not data.resource_metrics[0].scope_metrics[0].metrics:
+                    return True
+                result = self.metric_exporter.export(data, timeout_millis=timeout * 1000.0)
+                ok = getattr(result, "name", None) == "SUCCESS"
+                why = "the exporter returned %s" % (result,)
+            except Exception as e:  # the exporter's or ours: log it, keep going
+                log.debug("OpenTelemetry export to %r raised", self.metric_exporter,
+                          exc_info=True)
+                ok, why = False, "%s: %s" % (type(e).__name__, e)
+        if ok:
+            if self._outage:
+                self._outage = False
+                log.info("OpenTelemetry export to %r works again after %d failed attempts",
+                         self.metric_exporter, self._failures)
+            self._failures = 0
+        else:
+            self._failures += 1
+            if not self._outage:
+                self._outage = True
+                log.warning("OpenTelemetry export to %r failed (%s); retrying every %gs, "
+                            "totals are kept", self.metric_exporter, why, self.interval)
+        return ok
+
+    def _after_fork_in_child(self) -> None:
+        if self._shutdown:
+            return
+        self._send_lock = threading.Lock()
+        self._start()
+        self._thread.start()
+
+
+# Live exporters, held strongly: an exporter lives until shut down.
+_live: Set[Exporter] = set()
+_live_lock = threading.Lock()
+_hooks = False
+
+
+def _register(exporter: Exporter) -> None:
+    global _hooks
+    with _live_lock:
+        _live.add(exporter)
+        if not _hooks:
+            _hooks = True
+            atexit.register(_shutdown_all)
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(before=_before_fork, after_in_parent=_after_in_parent,
+                                    after_in_child=_after_in_child)
+
+
+def _unregister(exporter: Exporter) -> None:
+    with _live_lock:
+        _live.discard(exporter)
+
+
+def _shutdown_all() -> None:
+    with _live_lock:
+        exporters = list(_live)
+    for exporter in exporters:
+        try:
+            exporter.shutdown(exporter.timeout * 1000.0)
+        except Exception:
+            log.exception("shutting %r down at exit failed", exporter)
+
+
+_forking: List[Exporter] = []
+
+
+def _before_fork() -> None:
+    global _forking
+    _live_lock.acquire()
+    _forking = list(_live)
+    for exporter in _forking:
+        exporter._send_lock.acquire()
+
+
+def _after_in_parent() -> None:
+    for exporter in _forking:
+        exporter._send_lock.release()
+    _live_lock.release()
+
+
+def _after_in_child() -> None:
+    global _live_lock
+    _live_lock = threading.Lock()
+    for exporter in _forking:
+        exporter._after_fork_in_child()
+
+
+__all__ = ["Exporter", "MetricsData", "Resource", "DEFAULT_INTERVAL", "DEFAULT_TIMEOUT",
+           "collect", "connect", "default_resource"]
