@@ -50,6 +50,11 @@ What the exposition looks like:
   ``a_b``, or a gauge ``x_count`` beside a histogram ``x``): the one defined
   first is shown, the other is left out with one WARNING.
 
+Through a prometheus_client registry the collector cannot know the format
+its registry will write: it yields the text-format samples (all three series
+of every histogram, negative sums as they are), which prometheus_client's
+OpenMetrics writer passes on unchanged; ints become floats there.
+
 Content negotiation: :meth:`Exporter.serve` and :meth:`Exporter.wsgi_app`
 answer in the text format 0.0.4 whenever the client takes it (Prometheus
 does: it lists text/plain after OpenMetrics), since OpenMetrics cannot carry
