@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ADDRESS = "http://localhost:55678"
 
+# Share of the interpreter (GIL) a periodic export may take while it encodes;
+# see transport.Pacer.  flush() and close() are not paced.
+PACED_DUTY = 0.1
+
 
 @dataclass
 class Config:
@@ -140,6 +144,7 @@ class Exporter:
         assert config.process is not None and config.start is not None
         self._cond = threading.Condition()
         self._send_lock = threading.Lock()
+        self._channel_closed = False
         self._wanted = 0  # flushes asked for
         self._done = 0  # flushes served
         self._last_ok = False
@@ -221,6 +226,7 @@ class Exporter:
             self._thread.join(timeout)
         self._closed = True
         with self._send_lock:
+            self._channel_closed = True
             self._channel.close()
 
     @property
@@ -238,7 +244,9 @@ class Exporter:
                     cond.wait(self._next - time.monotonic())
                 target = self._wanted
                 closing = self._closing
-            ok = self._attempt()
+                # A periodic export is paced; flush() and close() are waited for.
+                paced = not closing and target == self._done
+            ok = self._attempt(paced)
             with cond:
                 now = time.monotonic()
                 if ok:
@@ -255,10 +263,12 @@ class Exporter:
             if closing:
                 return
 
-    def _attempt(self) -> bool:
+    def _attempt(self, paced: bool = False) -> bool:
         with self._send_lock:
+            if self._channel_closed:
+                return False
             try:
-                bodies = self._collect()
+                bodies = self._collect(paced)
                 if bodies:
                     self._streams.send_metrics(bodies, self.config.timeout)
                 if self._trace is not None:
@@ -285,14 +295,15 @@ class Exporter:
         else:
             log.debug("ocagent export to %s failed again: %s", self.config.address, why)
 
-    def _collect(self) -> List[bytes]:
+    def _collect(self, paced: bool = False) -> List[bytes]:
         """Request bodies with every metric; empty when there is nothing to send."""
         now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
         encoders = transport.compat_encoders(self._encoders, transport.encoder_for)
         foreign = list(transport.foreign_metrics(now))
         if not foreign and not any(encoder.recorder.rows for encoder in encoders):
             return []
-        return transport.metric_requests(encoders, foreign, self._first, now)
+        pacer = transport.Pacer(PACED_DUTY) if paced else None
+        return transport.metric_requests(encoders, foreign, self._first, now, pacer=pacer)
 
     def _send_spans(self) -> None:
         queue = self._trace.transport
@@ -316,6 +327,8 @@ class Exporter:
         # Serialized messages concatenate as a merge: node, metrics, resource.
         body = self._first[0] + request.SerializeToString() + self._first[1]
         with self._send_lock:
+            if self._channel_closed:
+                raise SendError("the exporter is closed")
             self._streams.send_metrics([body], self.config.timeout)
 
     # Fork.
