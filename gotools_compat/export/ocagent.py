@@ -21,7 +21,10 @@ gRPC's 4 MiB limit on one stream that starts with the node, then sends the
 spans queued by :attr:`Exporter.trace_exporter`.  A failed export is retried
 after ``rate``, then twice as long each time up to ``max_backoff``; since
 totals are cumulative the agent ends up with every value once it is reachable
-again.  An outage is logged once at WARNING, its end at INFO.
+again.  An outage is logged once at WARNING, its end at INFO.  A periodic
+export is paced (it sleeps between batches of series) so that it takes at
+most :data:`PACED_DUTY` of the interpreter while threads record; ``flush()``
+and ``close()`` run at full speed.
 
 Forking (gunicorn ``--preload``, ``multiprocessing`` with fork): a child
 forked after ``connect()`` gets its own exporter thread and gRPC channel,
