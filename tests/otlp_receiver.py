@@ -1,0 +1,153 @@
+"""A small, real OTLP/HTTP metrics receiver for the tests.
+
+An ``http.server`` on 127.0.0.1 (port 0) that takes ``POST /v1/metrics``
+bodies (binary protobuf, gzip or not), decodes them with the
+``opentelemetry-proto`` messages and keeps every request.  It can be told to
+fail (answer 503) to play an outage.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+
+PATH = "/v1/metrics"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: "_Server"
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        receiver = self.server.receiver
+        if receiver.fail_status:
+            receiver._note_failure()
+            self._answer(receiver.fail_status, b"")
+            return
+        if self.path != PATH:
+            self._answer(404, b"")
+            return
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = ExportMetricsServiceRequest.FromString(body)
+        receiver._add(request, dict(self.headers.items()))
+        self._answer(200, ExportMetricsServiceResponse().SerializeToString())
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    receiver: "Receiver"
+
+
+class Receiver:
+    """Start with :meth:`start`; :attr:`endpoint` is then the URL to export to."""
+
+    def __init__(self) -> None:
+        self.requests: List[ExportMetricsServiceRequest] = []
+        self.headers: List[Dict[str, str]] = []
+        self.failures = 0
+        self.fail_status = 0
+        self._cond = threading.Condition()
+        self._server: Optional[_Server] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> "Receiver":
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.receiver = self
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True,
+                                        kwargs={"poll_interval": 0.05})
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        return "http://127.0.0.1:%d%s" % (self.port, PATH)
+
+    def _add(self, request: ExportMetricsServiceRequest, headers: Dict[str, str]) -> None:
+        with self._cond:
+            self.requests.append(request)
+            self.headers.append(headers)
+            self._cond.notify_all()
+
+    def _note_failure(self) -> None:
+        with self._cond:
+            self.failures += 1
+            self._cond.notify_all()
+
+    def wait_for(self, count: int, deadline: float = 10.0) -> List[ExportMetricsServiceRequest]:
+        """The first ``count`` requests, once they are in (AssertionError after ``deadline``)."""
+        end = time.monotonic() + deadline
+        with self._cond:
+            while len(self.requests) < count:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("%d requests arrived, %d expected"
+                                         % (len(self.requests), count))
+                self._cond.wait(left)
+            return list(self.requests[:count])
+
+    def wait_for_failures(self, count: int, deadline: float = 10.0) -> None:
+        end = time.monotonic() + deadline
+        with self._cond:
+            while self.failures < count:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("%d failures seen, %d expected"
+                                         % (self.failures, count))
+                self._cond.wait(left)
+
+
+def find_metric(request: ExportMetricsServiceRequest, name: str) -> Tuple[Any, Any]:
+    """(resource, metric) of the metric called ``name`` in ``request``."""
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                if m.name == name:
+                    return rm.resource, m
+    raise AssertionError("no metric %r in the request" % name)
+
+
+def attrs(kvs: Any) -> Dict[str, Any]:
+    """Protobuf KeyValues as a plain dict."""
+    out: Dict[str, Any] = {}
+    for kv in kvs:
+        which = kv.value.WhichOneof("value")
+        out[kv.key] = getattr(kv.value, which) if which else None
+    return out
+
+
+def series(metric: Any) -> Dict[Tuple[Tuple[str, Any], ...], Any]:
+    """Sorted attribute items -> data point, for any metric kind."""
+    kind = metric.WhichOneof("data")
+    points = getattr(metric, kind).data_points
+    return {tuple(sorted(attrs(p.attributes).items())): p for p in points}

@@ -1,0 +1,367 @@
+"""export.otel against a real OTLP/HTTP receiver: values recorded = values received."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+from typing import Any, Iterator, List
+
+import pytest
+from opencensus.stats import aggregation as oc_aggregation
+from opencensus.stats import measure as oc_measure
+from opencensus.stats import stats as oc_stats
+from opencensus.stats import view as oc_view
+from opencensus.tags import TagMap
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.sdk.metrics.export import (ConsoleMetricExporter, HistogramDataPoint,
+                                              MetricExportResult)
+
+from gotools_compat import _otel, event, export, metric, stats
+from gotools_compat.export import otel
+from tests.helpers import unique
+from tests.otlp_receiver import Receiver, attrs, find_metric, series
+
+CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def connected(receiver: Receiver) -> Iterator[otel.Exporter]:
+    e = otel.connect(OTLPMetricExporter(endpoint=receiver.endpoint, timeout=5),
+                     interval=3600, service="svc-test", host="host-test")
+    yield e
+    e.shutdown(5000)
+
+
+def flushed(e: otel.Exporter, receiver: Receiver) -> Any:
+    assert e.force_flush(5000) is True
+    return receiver.requests[-1]
+
+
+def test_core_does_not_import_opentelemetry() -> None:
+    code = ("import sys; import gotools_compat.metric, gotools_compat.stats, "
+            "gotools_compat.event, gotools_compat.export, gotools_compat.export.ocagent, "
+            "gotools_compat.export.prometheus; "
+            "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))")
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], check=True,
+                         capture_output=True, text=True, cwd=os.path.dirname(
+                             os.path.dirname(os.path.abspath(__file__)))).stdout
+    assert out.strip() == "[]"
+
+
+def test_histogram_round_trip_bucket_by_bucket(connected: otel.Exporter,
+                                              receiver: Receiver) -> None:
+    name = unique("otel_hist")
+    method = event.new_string_key("method")
+    m = stats.Float64(unique("otel_hist_m"), "latency", "ms")
+    bounds = [-10.0, -1.0, 0.0, 0.5, 10.0]
+    metric.HistogramFloat64(name, "latency dist", bounds, keys=[method]).record(m)
+    ctx = event.label(None, method.of("hover"))
+    values = [-20.0, -10.0, -3.0, -1.0, 0.0, 0.25, 0.5, 7.0, 10.0, 10.5, 99.0]
+    for v in values:
+        m.record(ctx, v)
+    resource, got = find_metric(flushed(connected, receiver), name)
+    assert got.description == "latency dist" and got.unit == "ms"
+    assert got.WhichOneof("data") == "histogram"
+    assert got.histogram.aggregation_temporality == CUMULATIVE
+    (point,) = got.histogram.data_points
+    assert attrs(point.attributes) == {"method": "hover"}
+    assert list(point.explicit_bounds) == bounds
+    # value <= bound: -20,-10 | -3,-1 | 0 | 0.25,0.5 | 7,10 | 10.5,99
+    assert list(point.bucket_counts) == [2, 2, 1, 2, 2, 2]
+    assert point.count == 11
+    assert point.sum == sum(values)
+    assert (point.min, point.max) == (-20.0, 99.0)
+    assert 0 < point.start_time_unix_nano <= point.time_unix_nano
+    attributes = attrs(resource.attributes)
+    assert attributes["service.name"] == "svc-test"
+    assert attributes["host.name"] == "host-test"
+    assert attributes["process.pid"] == os.getpid()
+
+
+def test_second_export_is_cumulative_with_the_same_start(connected: otel.Exporter,
+                                                        receiver: Receiver) -> None:
+    name = unique("otel_cum")
+    m = stats.Int64(unique("otel_cum_m"), "", "By")
+    metric.HistogramInt64(name, "", [0, 100]).record(m)
+    m.record(None, 100)
+    first = series(find_metric(flushed(connected, receiver), name)[1])[()]
+    m.record(None, 101)
+    m.record(None, -5)
+    second = series(find_metric(flushed(connected, receiver), name)[1])[()]
+    assert list(first.bucket_counts) == [0, 1, 0]
+    assert list(second.bucket_counts) == [1, 1, 1]
+    assert (second.count, second.sum, second.min, second.max) == (3, 196, -5, 101)
+    assert second.start_time_unix_nano == first.start_time_unix_nano
+    assert second.time_unix_nano >= first.time_unix_nano
+
+
+def test_counts_and_sums_are_monotonic_cumulative_sums(connected: otel.Exporter,
+                                                       receiver: Receiver) -> None:
+    mi = stats.Int64(unique("otel_sum_i"), "", "1")
+    mf = stats.Float64(unique("otel_sum_f"), "", "s")
+    count = metric.Scalar(unique("otel_count"), "how many").count_int64(mi)
+    isum = metric.Scalar(unique("otel_isum")).sum_int64(mi)
+    fsum = metric.Scalar(unique("otel_fsum")).sum_float64(mf)
+    big = 2 ** 53 + 1
+    mi.record(None, big)
+    mi.record(None, 2)
+    mf.record(None, 0.25)
+    mf.record(None, 1.5)
+    request = flushed(connected, receiver)
+    for name, field, value in ((count, "as_int", 2), (isum, "as_int", big + 2),
+                               (fsum, "as_double", 1.75)):
+        got = find_metric(request, name)[1]
+        assert got.WhichOneof("data") == "sum"
+        assert got.sum.is_monotonic is True
+        assert got.sum.aggregation_temporality == CUMULATIVE
+        (point,) = got.sum.data_points
+        assert point.WhichOneof("value") == field
+        assert getattr(point, field) == value
+
+
+def test_latest_values_are_gauges(connected: otel.Exporter, receiver: Receiver) -> None:
+    mi = stats.Int64(unique("otel_g_i"), "", "1")
+    mf = stats.Float64(unique("otel_g_f"), "", "1")
+    gi = metric.Scalar(unique("otel_last_i")).latest_int64(mi)
+    gf = metric.Scalar(unique("otel_last_f")).latest_float64(mf)
+    for v in (5, -7):
+        mi.record(None, v)
+    for v in (2.5, -0.125):
+        mf.record(None, v)
+    request = flushed(connected, receiver)
+    gauge_i = find_metric(request, gi)[1]
+    gauge_f = find_metric(request, gf)[1]
+    assert gauge_i.WhichOneof("data") == gauge_f.WhichOneof("data") == "gauge"
+    assert gauge_i.gauge.data_points[0].as_int == -7
+    assert gauge_f.gauge.data_points[0].as_double == -0.125
+
+
+def test_tags_become_attributes_and_missing_keys_are_left_out(
+        connected: otel.Exporter, receiver: Receiver) -> None:
+    method = event.new_string_key("method")
+    code = event.new_int_key("code")
+    m = stats.Int64(unique("otel_tags_m"), "", "1")
+    name = metric.Scalar(unique("otel_tags"), keys=[method, code]).count_int64(m)
+    m.record(event.label(None, method.of("GET"), code.of(200)), 1)
+    m.record(event.label(None, method.of("GET"), code.of(200)), 1)
+    m.record(event.label(None, method.of("PUT")), 1)
+    m.record(event.label(None, code.of(404)), 1)
+    got = series(find_metric(flushed(connected, receiver), name)[1])
+    assert {k: p.as_int for k, p in got.items()} == {
+        (("code", "200"), ("method", "GET")): 2,
+        (("method", "PUT"),): 1,
+        (("code", "404"),): 1,
+    }
+
+
+def test_overflow_row_carries_the_otel_overflow_attribute(
+        connected: otel.Exporter, receiver: Receiver) -> None:
+    key = event.new_string_key("user")
+    m = stats.Int64(unique("otel_ovf_m"), "", "1")
+    name = metric.Scalar(unique("otel_ovf"), keys=[key], max_rows=2).count_int64(m)
+    for user in ("a", "b", "c", "d", "c"):
+        m.record(event.label(None, key.of(user)), 1)
+    got = series(find_metric(flushed(connected, receiver), name)[1])
+    assert {k: p.as_int for k, p in got.items()} == {
+        (("user", "a"),): 1, (("user", "b"),): 1, (("otel.metric.overflow", True),): 3}
+
+
+def test_plain_opencensus_views_arrive_too(connected: otel.Exporter,
+                                           receiver: Receiver) -> None:
+    measure = oc_measure.MeasureFloat(unique("otel_oc_m"), "stock", "ms")
+    dist_name, count_name, last_name = (unique("otel_oc_dist"), unique("otel_oc_count"),
+                                        unique("otel_oc_last"))
+    manager = oc_stats.stats.view_manager
+    for name, agg in ((dist_name, oc_aggregation.DistributionAggregation([1.0, 5.0])),
+                      (count_name, oc_aggregation.CountAggregation()),
+                      (last_name, oc_aggregation.LastValueAggregation())):
+        manager.register_view(oc_view.View(name, "stock view", ["route"], measure, agg))
+    tags = TagMap()
+    tags.insert("route", "/a")
+    for v in (0.5, 2.0, 7.0, 9.0):
+        mmap = oc_stats.stats.stats_recorder.new_measurement_map()
+        mmap.measure_float_put(measure, v)
+        mmap.record(tags)
+    request = flushed(connected, receiver)
+    dist = series(find_metric(request, dist_name)[1])[(("route", "/a"),)]
+    assert list(dist.explicit_bounds) == [1.0, 5.0]
+    assert list(dist.bucket_counts) == [1, 1, 2]
+    assert (dist.count, dist.sum) == (4, 18.5)
+    assert not dist.HasField("min")  # opencensus distributions keep no min/max
+    count = find_metric(request, count_name)[1]
+    assert count.sum.is_monotonic and count.sum.data_points[0].as_int == 4
+    last = find_metric(request, last_name)[1]
+    assert last.gauge.data_points[0].as_double == 9.0
+    assert find_metric(request, dist_name)[1].unit == "ms"
+
+
+def test_our_metric_recorded_through_opencensus_arrives_once(
+        connected: otel.Exporter, receiver: Receiver) -> None:
+    m = stats.Float64(unique("otel_mixed_m"), "", "ms")
+    name = metric.HistogramFloat64(unique("otel_mixed"), "", [0.0, 10.0]).record(m)
+    m.record(None, 10.0)
+    mmap = oc_stats.stats.stats_recorder.new_measurement_map()
+    mmap.measure_float_put(metric.opencensus_measure(m), 0.0)
+    mmap.record(TagMap())
+    request = flushed(connected, receiver)
+    names = [x.name for rm in request.resource_metrics for sm in rm.scope_metrics
+             for x in sm.metrics]
+    assert names.count(name) == 1
+    point = find_metric(request, name)[1].histogram.data_points[0]
+    assert list(point.bucket_counts) == [1, 1, 0]
+
+
+def test_collect_start_times_are_fixed_per_series() -> None:
+    key = event.new_string_key("k")
+    m = stats.Int64(unique("otel_start_m"), "", "1")
+    name = metric.Scalar(unique("otel_start"), keys=[key]).sum_int64(m)
+    m.record(event.label(None, key.of("x")), 3)
+
+    def points() -> List[Any]:
+        (found,) = [x for x in otel.collect().resource_metrics[0].scope_metrics[0].metrics
+                    if x.name == name]
+        return list(found.data.data_points)
+
+    (first,) = points()
+    m.record(event.label(None, key.of("y")), 4)
+    second = points()
+    assert [p.start_time_unix_nano for p in second] == [first.start_time_unix_nano] * 2
+    assert sorted((p.attributes["k"], p.value) for p in second) == [("x", 3), ("y", 4)]
+
+
+def test_histogram_points_are_sdk_points_with_named_fields() -> None:
+    m = stats.Float64(unique("otel_fields_m"), "", "1")
+    name = metric.HistogramFloat64(unique("otel_fields"), "", [1.0]).record(m)
+    m.record(None, 0.5)
+    m.record(None, 3.0)
+    (found,) = [x for x in otel.collect().resource_metrics[0].scope_metrics[0].metrics
+                if x.name == name]
+    (point,) = found.data.data_points
+    assert isinstance(point, HistogramDataPoint)
+    assert (point.count, point.sum, list(point.bucket_counts), list(point.explicit_bounds),
+            point.min, point.max) == (2, 3.5, [1, 1], [1.0], 0.5, 3.0)
+
+
+def test_collect_resource_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,host.name=h1")
+    got = _otel.resource(None, None, 42).attributes
+    assert (got["service.name"], got["host.name"], got["process.pid"],
+            got["deployment.environment"]) == ("from-env", "h1", 42, "test")
+    explicit = _otel.resource("mine", "hostx", 7).attributes
+    assert (explicit["service.name"], explicit["host.name"]) == ("mine", "hostx")
+
+
+def test_console_exporter_takes_collect_output() -> None:
+    m = stats.Int64(unique("otel_console_m"), "", "1")
+    name = metric.Scalar(unique("otel_console")).count_int64(m)
+    m.record(None, 1)
+    out = io.StringIO()
+    exporter = ConsoleMetricExporter(out=out, formatter=lambda d: d.to_json(indent=None) + "\n")
+    assert exporter.export(otel.collect()) is MetricExportResult.SUCCESS
+    doc = json.loads(out.getvalue())
+    found = [x for x in doc["resource_metrics"][0]["scope_metrics"][0]["metrics"]
+             if x["name"] == name]
+    assert found[0]["data"]["data_points"][0]["value"] == 1
+
+
+def test_periodic_export_without_flush(receiver: Receiver) -> None:
+    m = stats.Int64(unique("otel_periodic_m"), "", "1")
+    name = metric.Scalar(unique("otel_periodic")).count_int64(m)
+    m.record(None, 1)
+    e = otel.connect(OTLPMetricExporter(endpoint=receiver.endpoint), interval=0.05)
+    try:
+        requests = receiver.wait_for(2)
+    finally:
+        e.shutdown(5000)
+    for request in requests:
+        assert find_metric(request, name)[1].sum.data_points[0].as_int == 1
+
+
+def test_failed_export_is_retried_with_full_totals(connected: otel.Exporter,
+                                                   receiver: Receiver) -> None:
+    m = stats.Int64(unique("otel_retry_m"), "", "1")
+    name = metric.Scalar(unique("otel_retry")).sum_int64(m)
+    m.record(None, 5)
+    receiver.fail_status = 400  # not retried by the OTLP exporter itself
+    assert connected.force_flush(5000) is False
+    m.record(None, 6)
+    receiver.fail_status = 0
+    point = find_metric(flushed(connected, receiver), name)[1].sum.data_points[0]
+    assert point.as_int == 11
+
+
+def test_shutdown_exports_what_is_left_and_is_idempotent(receiver: Receiver) -> None:
+    calls: List[float] = []
+
+    class Counting(OTLPMetricExporter):
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            calls.append(timeout_millis)
+            super().shutdown(timeout_millis, **kwargs)
+
+    m = stats.Int64(unique("otel_shut_m"), "", "1")
+    name = metric.Scalar(unique("otel_shut")).count_int64(m)
+    e = otel.connect(Counting(endpoint=receiver.endpoint), interval=3600)
+    m.record(None, 1)
+    assert e.shutdown(5000) is True
+    assert find_metric(receiver.requests[-1], name)[1].sum.data_points[0].as_int == 1
+    assert e.shutdown(5000) is True
+    e.close()
+    assert len(calls) == 1
+    assert e.closed is True
+    assert e.force_flush(1000) is False
+    assert len(receiver.requests) == 1
+
+
+def test_shutdown_returns_within_its_timeout_when_the_endpoint_hangs() -> None:
+    # A listening socket that never accepts: the request is sent, no answer comes.
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    try:
+        m = stats.Int64(unique("otel_hang_m"), "", "1")
+        metric.Scalar(unique("otel_hang")).count_int64(m)
+        m.record(None, 1)
+        endpoint = "http://127.0.0.1:%d/v1/metrics" % hole.getsockname()[1]
+        e = otel.connect(OTLPMetricExporter(endpoint=endpoint, timeout=30), interval=3600)
+        assert e.force_flush(200) is False
+        assert e.shutdown(200) is False
+        assert e.shutdown(200) is False
+    finally:
+        hole.close()
+
+
+def test_works_with_set_exporter_and_multi(receiver: Receiver) -> None:
+    m = stats.Int64(unique("otel_multi_m"), "", "1")
+    name = metric.Scalar(unique("otel_multi")).count_int64(m)
+    e = otel.connect(OTLPMetricExporter(endpoint=receiver.endpoint), interval=3600)
+    both = export.multi(e, export.log_writer(io.StringIO(), True))
+    before = export.get_exporter()
+    export.set_exporter(both)
+    try:
+        m.record(None, 1)
+        both.flush()  # type: ignore[attr-defined]
+        assert find_metric(receiver.requests[-1], name)[1].sum.data_points[0].as_int == 1
+        both.close()  # type: ignore[attr-defined]
+        assert e.closed is True
+    finally:
+        export.set_exporter(before)
+
+
+def test_connect_refuses_what_is_not_an_exporter() -> None:
+    with pytest.raises(TypeError):
+        otel.connect(object())
+    with pytest.raises(ValueError):
+        otel.connect(ConsoleMetricExporter(out=io.StringIO()), interval=0)
