@@ -133,6 +133,11 @@ class Mux:
                 logger.info("client %s connected (HTTP/1.1)", peer)
                 conn.settimeout(None)
                 self._serve_http(conn, address)
+        except OSError as exc:  # the peer went away, or stop() ended the connection
+            if self._stopping:
+                logger.debug("connection from %s ended by the stop: %s", peer, exc)
+            else:
+                logger.warning("connection from %s failed: %s", peer, exc)
         except Exception:  # a failing connection must never take the agent down
             logger.warning("connection from %s failed", peer, exc_info=True)
         finally:
