@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 from typing import Any, Iterator, List
 
 import pytest
@@ -365,3 +366,52 @@ def test_connect_refuses_what_is_not_an_exporter() -> None:
         otel.connect(object())
     with pytest.raises(ValueError):
         otel.connect(ConsoleMetricExporter(out=io.StringIO()), interval=0)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+@pytest.mark.parametrize("with_ocagent", [False, True])
+def test_a_forked_child_exports_its_own_values_under_its_own_pid(
+        receiver: Receiver, with_ocagent: bool) -> None:
+    script = textwrap.dedent("""
+        import os, sys, warnings
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from gotools_compat import metric, stats
+        from gotools_compat.export import otel
+        m = stats.Int64("fork_requests", "", "1")
+        metric.Scalar("fork_count").count_int64(m)
+        if sys.argv[2] == "True":  # ocagent's fork hooks too (to a closed port)
+            from gotools_compat.export import ocagent
+            ocagent.connect(ocagent.Config(address="127.0.0.1:9", rate=3600, timeout=1))
+        e = otel.connect(OTLPMetricExporter(endpoint=sys.argv[1], timeout=5), interval=3600)
+        for _ in range(5):
+            m.record(None, 1)
+        assert e.force_flush()
+        with warnings.catch_warnings():  # 3.12+: forking with threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:
+            for _ in range(3):
+                m.record(None, 1)
+            os._exit(0 if e.force_flush() else 3)
+        m.record(None, 1)
+        _, status = os.waitpid(pid, 0)
+        assert e.force_flush()
+        print(pid)
+        sys.exit(status >> 8)
+    """)
+    done = subprocess.run([sys.executable, "-c", script, receiver.endpoint, str(with_ocagent)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    child = int(done.stdout.split()[-1])
+    by_pid = {}
+    for request in receiver.requests:
+        resource, found = find_metric(request, "fork_count")
+        by_pid[attrs(resource.attributes)["process.pid"]] = found.sum.data_points[0]
+    assert len(by_pid) == 2
+    parent = next(pid for pid in by_pid if pid != child)
+    assert by_pid[child].as_int == 3
+    assert by_pid[parent].as_int == 6
+    assert by_pid[child].start_time_unix_nano > by_pid[parent].start_time_unix_nano

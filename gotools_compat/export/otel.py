@@ -39,11 +39,16 @@ nothing; after it ``force_flush`` returns False.  ``flush()``/``close()`` are
 the same in seconds, for :func:`gotools_compat.export.multi`.  Exporters live
 until shut down (the module holds them) and are shut down at interpreter exit.
 
-Forking: a child forked after ``connect()`` gets its own thread and a resource
-with its own ``process.pid``; the metric exporter object is shared with the
-parent, so give the child its own (``connect()`` after the fork, e.g. in
-gunicorn's ``post_fork``) when it keeps connections open (gRPC never survives
-a fork).  Export never runs across a fork.
+Forking (gunicorn ``--preload``, ``multiprocessing`` with fork): a child
+forked after ``connect()`` gets its own thread and a resource with its own
+``process.pid``, and starts every metric from zero at the fork (the same
+series, value 0), so it never reports its parent's totals as its own (as
+``export.ocagent`` does).  No export is in flight across a fork (a fork waits
+for one, at most its timeout).  The child shares the metric exporter object
+with its parent: the OTLP/HTTP exporter opens new connections as it needs
+them, but gRPC channels do not survive a fork, so with the OTLP/gRPC
+exporter ``connect()`` anew in the child (e.g. gunicorn's ``post_fork``) and
+shut the inherited one down there.
 """
 
 from __future__ import annotations
@@ -51,11 +56,13 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import time
 from typing import Any, List, Mapping, Optional, Set, Tuple
 
 from gotools_compat import _otel
+from gotools_compat._oc import ocagent_fork
 from gotools_compat._otel import MetricsData, Resource
 from gotools_compat.event import Context
 from gotools_compat.export import Event
@@ -271,18 +278,20 @@ class Exporter:
                 return
 
     def _attempt(self, timeout: float) -> bool:
-        with self._send_lock:
-            try:
-                data = collect(self.resource)
-                if not data.resource_metrics[0].scope_metrics[0].metrics:
-                    return True
+        try:
+            data = collect(self.resource)
+            if not data.resource_metrics[0].scope_metrics[0].metrics:
+                return True
+            # Only the export holds the lock a fork waits for: collecting
+            # takes the core's locks, which a fork may hold already.
+            with self._send_lock:
                 result = self.metric_exporter.export(data, timeout_millis=timeout * 1000.0)
-                ok = getattr(result, "name", None) == "SUCCESS"
-                why = "the exporter returned %s" % (result,)
-            except Exception as e:  # the exporter's or ours: log it, keep going
-                log.debug("OpenTelemetry export to %r raised", self.metric_exporter,
-                          exc_info=True)
-                ok, why = False, "%s: %s" % (type(e).__name__, e)
+            ok = getattr(result, "name", None) == "SUCCESS"
+            why = "the exporter returned %s" % (result,)
+        except Exception as e:  # the exporter's or ours: log it, keep going
+            log.debug("OpenTelemetry export to %r raised", self.metric_exporter,
+                      exc_info=True)
+            ok, why = False, "%s: %s" % (type(e).__name__, e)
         if ok:
             if self._outage:
                 self._outage = False
@@ -300,9 +309,32 @@ class Exporter:
     def _after_fork_in_child(self) -> None:
         if self._shutdown:
             return
+        _drop_inherited_connections(self.metric_exporter)
         self._send_lock = threading.Lock()
         self._start()
         self._thread.start()
+
+
+def _drop_inherited_connections(metric_exporter: Any) -> None:
+    """Close, in a child, the pooled HTTP connections it shares with its parent.
+
+    The OTLP/HTTP exporter keeps a ``requests.Session`` whose idle keep-alive
+    sockets the child inherited; writing on them would mix the two processes'
+    requests on one connection.  Closing the child's copies leaves the
+    parent's open; the session then dials anew.  Best effort: the session's
+    place differs between SDK versions, and other exporters are left as they are.
+    """
+    holders = [metric_exporter]
+    client = getattr(metric_exporter, "_client", None)
+    if client is not None:
+        holders += [client, getattr(client, "_transport", None)]
+    for holder in holders:
+        session = getattr(holder, "_session", None)
+        if session is not None and callable(getattr(session, "close", None)):
+            try:
+                session.close()
+            except Exception:
+                log.debug("closing an inherited HTTP session failed", exc_info=True)
 
 
 # Live exporters, held strongly: an exporter lives until shut down.
@@ -338,18 +370,34 @@ def _shutdown_all() -> None:
             log.exception("shutting %r down at exit failed", exporter)
 
 
+# Fork.  The core's locks are held across the fork (no row is copied half
+# folded), and a child starts every row from zero at the fork, as with
+# export.ocagent, so that it never reports its parent's totals as its own.
+# ocagent's hooks do both when they are installed; ours then leave the locks
+# to them (a second acquire would deadlock) and reset only when ocagent does not.
 _forking: List[Exporter] = []
+_held_core = False
+
+
+def _ocagent() -> Any:
+    module = sys.modules.get("gotools_compat.export.ocagent")
+    return module if module is not None and getattr(module, "_hooks", False) else None
 
 
 def _before_fork() -> None:
-    global _forking
+    global _forking, _held_core
     _live_lock.acquire()
     _forking = list(_live)
     for exporter in _forking:
         exporter._send_lock.acquire()
+    _held_core = bool(_forking) and _ocagent() is None
+    if _held_core:
+        ocagent_fork.acquire()
 
 
 def _after_in_parent() -> None:
+    if _held_core:
+        ocagent_fork.release()
     for exporter in _forking:
         exporter._send_lock.release()
     _live_lock.release()
@@ -357,9 +405,36 @@ def _after_in_parent() -> None:
 
 def _after_in_child() -> None:
     global _live_lock
+    if _held_core:
+        ocagent_fork.release()
     _live_lock = threading.Lock()
+    if not _forking:
+        return
+    ocagent = _ocagent()
+    if ocagent is None or not ocagent._forking:
+        # Only this thread exists in the child (exporter threads start below),
+        # so the rows are reset without their locks, which may still be held
+        # by ocagent's hooks until they run.
+        _reset_rows_in_child()
     for exporter in _forking:
         exporter._after_fork_in_child()
+
+
+def _reset_rows_in_child() -> None:
+    from gotools_compat import metric as metric_module
+    from gotools_compat._oc import views
+
+    start = views._iso_now()
+    for entry in list(metric_module._metrics.values()):
+        recorder = entry.recorder
+        recorder.start_time = start
+        for row in list(recorder.rows.values()):
+            ocagent_fork._reset_row(row)
+    mtvm: Any = views._measure_to_view_map()
+    for view_datas in list(mtvm._measure_to_view_data_list_map.values()):
+        for view_data in view_datas:
+            if isinstance(view_data, views.CompatViewData):
+                view_data._start_time = start
 
 
 __all__ = ["Exporter", "MetricsData", "Resource", "DEFAULT_INTERVAL", "DEFAULT_TIMEOUT",
