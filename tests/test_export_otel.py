@@ -12,6 +12,9 @@ import textwrap
 from typing import Any, Iterator, List
 
 import pytest
+
+from gotools_compat import _otel, event, export, metric, stats  # first: E13's clock patch
+
 from opencensus.stats import aggregation as oc_aggregation
 from opencensus.stats import measure as oc_measure
 from opencensus.stats import stats as oc_stats
@@ -22,7 +25,6 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.sdk.metrics.export import (ConsoleMetricExporter, HistogramDataPoint,
                                               MetricExportResult)
 
-from gotools_compat import _otel, event, export, metric, stats
 from gotools_compat.export import otel
 from tests.helpers import unique
 from tests.otlp_receiver import Receiver, attrs, find_metric, series
