@@ -46,9 +46,10 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", category=FutureWarning,
                             module=r"(google|opentelemetry)(\.|$)")
     from opentelemetry.sdk.metrics.export import (AggregationTemporality, Gauge, Histogram,
-                                                  HistogramDataPoint, Metric,
+                                                  HistogramDataPoint,
                                                   NumberDataPoint, ResourceMetrics,
                                                   ScopeMetrics, Sum)
+    from opentelemetry.sdk.metrics.export import Metric as Metric
     from opentelemetry.sdk.metrics.export import MetricsData as MetricsData
     from opentelemetry.sdk.resources import OTELResourceDetector
     from opentelemetry.sdk.resources import Resource as Resource
