@@ -18,6 +18,10 @@ rows (default :data:`MAX_ROWS`); values of further combinations are counted in
 one row whose every label is ``"__overflow__"``, with one WARNING, so memory
 stays bounded and nothing recorded is lost.
 
+Forks: a child of ``os.fork()`` starts every row at zero (gauges too), its
+series starting at the fork, so it never reports its parent's totals as its
+own; the parent keeps its rows.
+
 Histograms count a value in bucket ``b`` when ``value <= b`` (Go, Prometheus,
 OpenTelemetry), keep the bounds exactly as declared (zero and negatives
 included) and add an overflow bucket; each row has count, sum, min, max and
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -332,6 +337,39 @@ def collect() -> List[MetricData]:
         entries = list(_metrics.values())
     now = datetime.datetime.now(datetime.timezone.utc)
     return [_data(entry, now) for entry in entries]
+
+
+# Forks.  A child of os.fork() inherits a copy of every row; reported as is,
+# the parent's totals would be counted again under the child's name.  So a
+# child starts every row from zero (gauges too), with series starting at the
+# fork.  Rows are reset in place, not removed: contexts cache them.  Every
+# lock is held across the fork, so no row is copied half updated and no lock
+# is copied held by a thread the child does not have.  (Exporters register
+# their own hooks later; theirs run first before a fork and after ours in
+# the child.)
+
+def _before_fork() -> None:
+    _lock.acquire()
+    for entry in _metrics.values():
+        entry.recorder.lock.acquire()
+
+
+def _release_after_fork() -> None:
+    for entry in reversed(list(_metrics.values())):
+        entry.recorder.lock.release()
+    _lock.release()
+
+
+def _after_fork_in_child() -> None:
+    start = views.iso_now()
+    for entry in _metrics.values():
+        entry.recorder.reset(start)
+    _release_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_release_after_fork,
+                        after_in_child=_after_fork_in_child)
 
 
 def opencensus_measure(measure: _Measure) -> Any:

@@ -360,3 +360,42 @@ def test_get_metrics_never_raises_while_threads_add_rows() -> None:
     assert errors == []
     assert len(reads) >= 20
     assert sum(p.count for p in oc_points(name).values()) == 40_000
+
+
+def test_a_forked_child_starts_from_zero_and_the_parent_keeps_its_rows() -> None:
+    import subprocess
+    import sys
+    import textwrap
+    script = textwrap.dedent("""
+        import os
+        from gotools_compat import event, metric, stats, todo
+        from opencensus.stats import stats as oc_stats
+        key = event.new_string_key("k")
+        m = stats.Int64("m", "d", "1")
+        metric.Scalar("c", keys=[key]).sum_int64(m)
+        metric.HistogramInt64("h", "", buckets=[10]).record(m)
+        ctx = event.label(todo(), key.of("v"))
+        m.record(ctx, 5)
+        m.record(ctx, 20)
+        start = metric._metrics["c"].recorder.start_time
+        pid = os.fork()
+        if pid == 0:
+            m.record(ctx, 3)  # the cached row of ctx, reset in place
+            rows = {d.handle(): d.rows for d in metric.collect()}
+            h = rows["h"][0]
+            later = metric._metrics["c"].recorder.start_time > start
+            oc = {x.descriptor.name: x.time_series[0].start_timestamp
+                  for x in oc_stats.stats.get_metrics()}
+            print("child", rows["c"], h.counts, h.min, h.max, later, oc["c"] > start, flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        rows = {d.handle(): d.rows for d in metric.collect()}
+        print("parent", rows["c"], rows["h"][0].counts, flush=True)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "child [3] [1, 0] 3 3 True True",
+        "parent [25] [1, 1]",
+    ]

@@ -77,6 +77,14 @@ class Row:
     def _fold(self, items: List[Any]) -> None:
         raise NotImplementedError
 
+    def reset(self) -> None:
+        """Back to zero (a forked child); called with the lock held."""
+        del self.buf[:]
+        self._zero()
+
+    def _zero(self) -> None:
+        raise NotImplementedError
+
     def __deepcopy__(self, memo: Dict[int, Any]) -> "Row":
         # opencensus deep-copies view data on its MeasurementMap path (E8);
         # a copy is a folded snapshot that shares nothing mutable.
@@ -98,6 +106,9 @@ class CountRow(Row):
 
     def _fold(self, items: List[Any]) -> None:
         self.count += len(items)
+
+    def _zero(self) -> None:
+        self.count = 0
 
     def value(self) -> int:
         with self.lock:
@@ -124,6 +135,9 @@ class SumRow(Row):
 
     def _fold(self, items: List[Any]) -> None:
         self.sum += sum(items)
+
+    def _zero(self) -> None:
+        self.sum = 0 if self.value_type is oc_value.ValueLong else 0.0
 
     def value(self) -> Number:
         with self.lock:
@@ -152,6 +166,9 @@ class LastValueRow(Row):
 
     def add(self, value: Any) -> None:
         self.last = value
+
+    def _zero(self) -> None:
+        self.last = 0 if self.value_type is oc_value.ValueLong else 0.0
 
     def value(self) -> Number:
         return self.last
@@ -232,6 +249,12 @@ class HistogramRow(Row):
             delta = batch_mean - self.mean
             self.mean += delta * n / after
             self.m2 += batch_m2 + delta * delta * before * n / after
+
+    def _zero(self) -> None:
+        self.counts = array("q", bytes(8 * len(self.counts)))
+        self.sum = 0 if isinstance(self.sum, int) else 0.0
+        self.min = self.max = None
+        self.mean = self.m2 = 0.0
 
     def snapshot(self) -> Tuple[List[int], Number, Optional[Number], Optional[Number], float]:
         """(per-bucket counts with overflow, sum, min, max, sum of squared deviation)."""

@@ -36,7 +36,7 @@ def _measure_to_view_map() -> Any:
     return oc_stats.stats.view_manager.measure_to_view_map
 
 
-def _iso_now() -> str:
+def iso_now() -> str:
     # The format opencensus uses for view start times, without utcnow() (E13).
     now = datetime.datetime.now(datetime.timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -73,7 +73,7 @@ class Recorder:
         self.max_rows = max_rows
         self.lock = threading.Lock()
         self.rows: Dict[Labels, Row] = {}
-        self.start_time = _iso_now()
+        self.start_time = iso_now()
         self._none = (None,) * len(keys)
         self._overflow_warned = False
         self._bad_context_warned = False
@@ -152,6 +152,12 @@ class Recorder:
             labels = tuple(mapping.get(column) for column in self.columns)
         return self.row(labels, labels)
 
+    def reset(self, start_time: str) -> None:
+        """Every row back to zero, series starting at ``start_time``; lock held by the caller."""
+        self.start_time = start_time
+        for row in self.rows.values():
+            row.reset()
+
     def snapshot_rows(self) -> List[Row]:
         with self.lock:
             return list(self.rows.values())
@@ -163,6 +169,10 @@ class CompatViewData(oc_view_data.ViewData):  # type: ignore[misc]
     def __init__(self, view: Any, recorder: Recorder) -> None:
         super().__init__(view=view, start_time=recorder.start_time, end_time=recorder.start_time)
         self.recorder = recorder
+
+    @property
+    def start_time(self) -> str:
+        return self.recorder.start_time
 
     @property
     def tag_value_aggregation_data_map(self) -> Dict[Labels, Row]:

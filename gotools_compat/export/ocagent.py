@@ -48,7 +48,6 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
-from gotools_compat._oc import ocagent_fork
 from gotools_compat._oc import ocagent_transport as transport
 from gotools_compat.event import Context
 from gotools_compat.export import Event
@@ -385,18 +384,17 @@ _forking: List[Exporter] = []
 
 
 def _before_fork() -> None:
-    # No gRPC call may be in flight across a fork, and no core lock held by
-    # a thread the child will not have.
+    # No gRPC call may be in flight across a fork.  (The core holds its own
+    # locks across the fork and starts the child's rows from zero: see
+    # gotools_compat.metric.)
     global _forking
     _live_lock.acquire()
     _forking = list(_live)
     for exporter in _forking:
         exporter._send_lock.acquire()
-    ocagent_fork.acquire()
 
 
 def _after_in_parent() -> None:
-    ocagent_fork.release()
     for exporter in _forking:
         exporter._send_lock.release()
     _live_lock.release()
@@ -404,11 +402,7 @@ def _after_in_parent() -> None:
 
 def _after_in_child() -> None:
     global _live_lock
-    ocagent_fork.release()
     _live_lock = threading.Lock()
-    if not _forking:
-        return
-    ocagent_fork.reset_in_child()
     for exporter in _forking:
         exporter._after_fork_in_child()
 

@@ -56,13 +56,11 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import sys
 import threading
 import time
 from typing import Any, List, Mapping, Optional, Set, Tuple
 
 from gotools_compat import _otel
-from gotools_compat._oc import ocagent_fork
 from gotools_compat._otel import MetricsData, Resource
 from gotools_compat.event import Context
 from gotools_compat.export import Event
@@ -370,34 +368,21 @@ def _shutdown_all() -> None:
             log.exception("shutting %r down at exit failed", exporter)
 
 
-# Fork.  The core's locks are held across the fork (no row is copied half
-# folded), and a child starts every row from zero at the fork, as with
-# export.ocagent, so that it never reports its parent's totals as its own.
-# ocagent's hooks do both when they are installed; ours then leave the locks
-# to them (a second acquire would deadlock) and reset only when ocagent does not.
+# Fork.  No export may be in flight across a fork.  (The core holds its own
+# locks across the fork and starts the child's rows from zero: see
+# gotools_compat.metric.)
 _forking: List[Exporter] = []
-_held_core = False
-
-
-def _ocagent() -> Any:
-    module = sys.modules.get("gotools_compat.export.ocagent")
-    return module if module is not None and getattr(module, "_hooks", False) else None
 
 
 def _before_fork() -> None:
-    global _forking, _held_core
+    global _forking
     _live_lock.acquire()
     _forking = list(_live)
     for exporter in _forking:
         exporter._send_lock.acquire()
-    _held_core = bool(_forking) and _ocagent() is None
-    if _held_core:
-        ocagent_fork.acquire()
 
 
 def _after_in_parent() -> None:
-    if _held_core:
-        ocagent_fork.release()
     for exporter in _forking:
         exporter._send_lock.release()
     _live_lock.release()
@@ -405,36 +390,9 @@ def _after_in_parent() -> None:
 
 def _after_in_child() -> None:
     global _live_lock
-    if _held_core:
-        ocagent_fork.release()
     _live_lock = threading.Lock()
-    if not _forking:
-        return
-    ocagent = _ocagent()
-    if ocagent is None or not ocagent._forking:
-        # Only this thread exists in the child (exporter threads start below),
-        # so the rows are reset without their locks, which may still be held
-        # by ocagent's hooks until they run.
-        _reset_rows_in_child()
     for exporter in _forking:
         exporter._after_fork_in_child()
-
-
-def _reset_rows_in_child() -> None:
-    from gotools_compat import metric as metric_module
-    from gotools_compat._oc import views
-
-    start = views._iso_now()
-    for entry in list(metric_module._metrics.values()):
-        recorder = entry.recorder
-        recorder.start_time = start
-        for row in list(recorder.rows.values()):
-            ocagent_fork._reset_row(row)
-    mtvm: Any = views._measure_to_view_map()
-    for view_datas in list(mtvm._measure_to_view_data_list_map.values()):
-        for view_data in view_datas:
-            if isinstance(view_data, views.CompatViewData):
-                view_data._start_time = start
 
 
 __all__ = ["Exporter", "MetricsData", "Resource", "DEFAULT_INTERVAL", "DEFAULT_TIMEOUT",
