@@ -43,7 +43,7 @@ with warnings.catch_warnings():
 from opencensus.proto.resource.v1 import resource_pb2  # noqa: E402
 
 from gotools_compat import _oc  # noqa: E402
-from gotools_compat._oc import wire  # noqa: E402
+from gotools_compat._oc import spans, wire  # noqa: E402
 
 _oc.patch_clock("opencensus.ext.ocagent.utils")
 
@@ -299,6 +299,32 @@ def metric_requests(encoders: Iterable[wire.MetricEncoder], foreign: Iterable[An
 # Spans: the stock TraceExporter, fed through a queue that our thread drains.
 
 MAX_QUEUED_SPANS = 10_000
+
+
+def span_queue() -> Deque[Any]:
+    """Where the exporter queues ended ``event.Span`` objects (bounded, drops the oldest)."""
+    return collections.deque(maxlen=MAX_QUEUED_SPANS)
+
+
+def take_all(queue: Deque[Any]) -> List[Any]:
+    out = []
+    while queue:
+        try:
+            out.append(queue.popleft())
+        except IndexError:
+            break
+    return out
+
+
+def put_back(queue: Deque[Any], batch: List[Any]) -> None:
+    room = MAX_QUEUED_SPANS - len(queue)
+    if room > 0:
+        queue.extendleft(reversed(batch[-room:]))
+
+
+def span_requests(batch: List[Any], first: Tuple[bytes, bytes]) -> List[bytes]:
+    """``ExportTraceServiceRequest`` bodies for our spans, each under gRPC's limit."""
+    return spans.requests(batch, first)
 
 
 class SpanQueue:

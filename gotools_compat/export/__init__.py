@@ -1,13 +1,15 @@
 """Exporters, as in Go's ``telemetry/export`` package.
 
-One process-wide exporter receives events (logs, and spans once the span
-API exists) and may be told about metrics; :func:`set_exporter` sets it, as
-Go's ``export.SetExporter``.  Metric *values* are not pushed: every metric
-lives in opencensus views and exporters pull them when they export
-(``gotools_compat.metric.collect()``, or opencensus ``get_metrics()``), so
-recording never waits for an exporter.  ``ocagent.connect()`` exports on its
-own as soon as it is connected; ``set_exporter`` additionally routes events
-to it.
+One process-wide exporter receives events (log events, span starts and ends
+from :mod:`gotools_compat.event`) and may be told about metrics;
+:func:`set_exporter` sets it, as Go's ``export.SetExporter``.  Spans reach
+an ocagent exporter only once it is set here (as in Go).
+
+Metric *values* are not pushed: every metric lives in opencensus views and
+exporters pull them when they export (``gotools_compat.metric.collect()``, or
+opencensus ``get_metrics()``), so recording never waits for an exporter.
+``ocagent.connect()`` exports metrics on its own as soon as it is connected;
+``set_exporter`` additionally routes events (and so spans) to it.
 
 Writing an exporter (the Python form of Go's ``event.Exporter``)
 -----------------------------------------------------------------
@@ -38,55 +40,14 @@ Exporters that hold resources should also offer ``flush()`` and ``close()``
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
-from dataclasses import dataclass, field
 from typing import IO, Any, List, Optional, Protocol, Tuple, runtime_checkable
 
-from gotools_compat.event import Context, Tag
+from gotools_compat import event as _event
+from gotools_compat.event import END_SPAN, LABEL, LOG, START_SPAN, Context, Event, get_span
 
 log = logging.getLogger(__name__)
-
-LOG = "log"
-START_SPAN = "start_span"
-END_SPAN = "end_span"
-LABEL = "label"
-
-
-@dataclass(frozen=True)
-class Event:
-    """One event (Go's ``event.Event``): a log line, a span start or end, a label.
-
-    ``kind`` is one of :data:`LOG`, :data:`START_SPAN`, :data:`END_SPAN`,
-    :data:`LABEL`.
-    """
-
-    kind: str
-    at: datetime.datetime
-    message: str = ""
-    error: Optional[BaseException] = None
-    tags: Tuple[Tag, ...] = field(default=())
-
-    def is_log(self) -> bool:
-        return self.kind == LOG
-
-    def is_start_span(self) -> bool:
-        return self.kind == START_SPAN
-
-    def is_end_span(self) -> bool:
-        return self.kind == END_SPAN
-
-    def __str__(self) -> str:
-        # Go's Event.Format: time, message, ": " error, then the tags.
-        text = self.at.strftime("%Y/%m/%d %H:%M:%S ") + self.message
-        if self.error is not None:
-            text += ": " if self.message else ""
-            text += str(self.error) or type(self.error).__name__
-        for tag in self.tags:
-            text += "\n\t%s" % tag
-        return text
-
 
 @runtime_checkable
 class Exporter(Protocol):
@@ -147,6 +108,10 @@ def process_event(ctx: Context, ev: Event) -> Context:
     except Exception:
         _report(e)
         return ctx
+
+
+# event.start_span, event.print and the rest emit through process_event.
+_event._process_event = process_event
 
 
 def metric(ctx: Context, data: Any) -> None:
@@ -217,9 +182,20 @@ class _LogWriter:
                 return ctx, ev
             line = "%s\n" % ev
         elif ev.is_start_span():
-            line = "start: %s\n" % ev.message
+            # Go: "start: name trace:span[parent]"
+            span = get_span(ctx)
+            line = "start: %s" % ev.message
+            if span is not None:
+                line += " %032x:%016x" % (span.trace_id, span.id)
+                if span.parent_id:
+                    line += "[%016x]" % span.parent_id
+            line += "\n"
         elif ev.is_end_span():
-            line = "finish: %s\n" % ev.message
+            span = get_span(ctx)
+            line = "finish: %s" % ev.message
+            if span is not None:
+                line += " %032x:%016x" % (span.trace_id, span.id)
+            line += "\n"
         else:
             return ctx, ev
         with self._lock:
@@ -235,11 +211,15 @@ def log_writer(stream: IO[str], only_errors: bool) -> Exporter:
 
     Go's ``export.LogWriter(w, onlyErrors)``: with ``only_errors`` only log
     events that carry an error are written (span starts and ends still are, as in Go).
+    A log event is ``2020/03/04 05:06:07 message: error`` (local time) and a
+    ``\n\tkey=value`` per tag; a span start is ``start: name trace:span[parent]``,
+    its end ``finish: name trace:span`` (ids in hex; ``[parent]`` only for a child).
+    Sampled-out spans are not written: the exporter never sees them.
     """
     return _LogWriter(stream, only_errors)
 
 
 __all__ = [
-    "Event", "Exporter", "LOG", "START_SPAN", "END_SPAN", "LABEL", "set_exporter",
+    "Event", "Exporter", "LOG", "START_SPAN", "END_SPAN", "LABEL", "get_span", "set_exporter",
     "get_exporter", "process_event", "metric", "multi", "log_writer",
 ]

@@ -49,8 +49,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from gotools_compat._oc import ocagent_transport as transport
-from gotools_compat.event import Context
-from gotools_compat.export import Event
+from gotools_compat.event import END_SPAN, Context, Event, Span
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +159,8 @@ class Exporter:
         self._channel = transport.make_channel(self._target, self._tls, config.ca_file,
                                                config.max_backoff)
         self._streams = transport.Streams(self._channel, self._metadata)
+        # Ended spans of gotools_compat.event, sent as they are on the next export.
+        self._spans = transport.span_queue()
         if self._trace is not None:
             self._trace.node = self._node
             self._trace.transport.spans.clear()
@@ -169,7 +170,17 @@ class Exporter:
     # The Exporter protocol.
 
     def process_event(self, ctx: Context, ev: Event) -> Tuple[Context, Event]:
-        """Events pass through; spans reach the agent through :attr:`trace_exporter`."""
+        """Queues each ended span (``event.start_span``) for the next export.
+
+        Only a reference is queued here; the span is converted on the
+        exporter's thread.  Beyond ``MAX_QUEUED_SPANS`` waiting spans the
+        oldest are dropped.  Spans of opencensus's own tracers go through
+        :attr:`trace_exporter`.
+        """
+        if ev.kind == END_SPAN:
+            span = getattr(ctx, "_span", None)
+            if span.__class__ is Span and span.end > 0:
+                self._spans.append(span)
         return ctx, ev
 
     def metric(self, ctx: Context, data: Any) -> None:
@@ -275,6 +286,7 @@ class Exporter:
                     self._streams.send_metrics(bodies, self.config.timeout)
                 if self._trace is not None:
                     self._send_spans()
+                self._send_our_spans()
             except transport.SendError as e:
                 self._failed(str(e))
                 return False
@@ -316,6 +328,18 @@ class Exporter:
             self._trace.emit(batch)
         except transport.SendError:
             queue.put_back(batch)
+            raise
+
+    def _send_our_spans(self) -> None:
+        queue = self._spans
+        batch = transport.take_all(queue)
+        if not batch:
+            return
+        try:
+            self._streams.send_trace(transport.span_requests(batch, self._first),
+                                     self.config.timeout)
+        except transport.SendError:
+            transport.put_back(queue, batch)
             raise
 
     def _send_trace(self, bodies: List[bytes]) -> None:
