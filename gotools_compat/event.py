@@ -585,7 +585,7 @@ def _with_span(ctx: Context, span: Span) -> Context:
 
 
 _new_context = object.__new__
-_EMPTY = Context()
+
 
 
 def start_span(ctx: Optional[Context], name: str, *tags: Tag) -> Tuple[Context, Callable[[], None]]:
@@ -667,16 +667,16 @@ def _start_ambient(name: Any, tags: Tuple[Tag, ...]) -> Tuple[Context, Callable[
         trace_id = _bits(128)
         sample = _sample
         if sample is not None and not sample(trace_id):
-            return _with_span(_EMPTY, _UNSAMPLED), _noop
+            return _with_span(_BACKGROUND, _UNSAMPLED), _noop
         span = Span(name, trace_id, _bits(64) or 1, 0, _time_ns(), tags)
-        return _started(_with_span(_EMPTY, span), span)
+        return _started(_with_span(_BACKGROUND, span), span)
     sampled, trace_id, parent_id, context = found
     if not sampled:
-        return _with_span(_EMPTY, _UNSAMPLED), _noop
+        return _with_span(_BACKGROUND, _UNSAMPLED), _noop
     span = Span(name, trace_id, _bits(64) or 1, parent_id, _time_ns(), tags)
     if context is not None:
         span._ambient = _tracing.Scope(span, context)
-    return _started(_with_span(_EMPTY, span), span)
+    return _started(_with_span(_BACKGROUND, span), span)
 
 
 class span:  # noqa: N801 (a function in use: ``with event.span(ctx, name) as ctx``)
@@ -707,7 +707,7 @@ class span:  # noqa: N801 (a function in use: ``with event.span(ctx, name) as ct
 def detach(ctx: Optional[Context]) -> Context:
     """``ctx``'s values without its span (Go's ``Detach``): spans started from it are roots."""
     if ctx is None:
-        return _EMPTY
+        return _BACKGROUND
     if getattr(ctx, "_span", None) is None:
         return ctx
     out = _new_context(Context)
@@ -721,7 +721,7 @@ def _log(ctx: Optional[Context], message: str, error: Optional[BaseException],
          tags: Tuple[Tag, ...]) -> None:
     ev = Event(LOG, _time_ns(), message, error, tags)
     if ctx is None:
-        ctx = _EMPTY
+        ctx = _BACKGROUND
     else:
         span = getattr(ctx, "_span", None)
         if span is not None and not span.end:
