@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Callable, List, Optional
 
-from gotools_compat import export, metric, stats, todo
+from gotools_compat import event, export, metric, stats, todo
 from gotools_compat.export import ocagent
 
 BUCKETS = [0, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10000, 15000]
@@ -96,11 +96,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     sent = 0
     try:
         while not stopping and (args.count <= 0 or sent < args.count):
-            sleep = random_sleep(rng, now)
-            clock[0] += sleep / 1000.0
-            if not args.no_sleep:
-                time.sleep(sleep / 1000.0)
-            m_latency.record(ctx, float(sleep))
+            # One span per value: the agent's /debug/tracez and its Zipkin
+            # forwarding (the tutorial's Zipkin step) show them.
+            with event.span(ctx, "demo.iteration") as span_ctx:
+                sleep = random_sleep(rng, now)
+                clock[0] += sleep / 1000.0
+                if not args.no_sleep:
+                    time.sleep(sleep / 1000.0)
+                m_latency.record(span_ctx, float(sleep))
             print("Latency: ", sleep, flush=True)
             sent += 1
         if exporter is not None:

@@ -304,3 +304,18 @@ def test_a_span_never_ended_is_not_sent_and_the_process_exits_cleanly(agent: Age
     assert (done.returncode, done.stderr) == (0, "")
     doc = get_json(agent.prometheus_port or 0, "/debug/tracez.json")
     assert [s["name"] for s in doc["recent"]] == ["exit_closed"]
+
+
+def test_the_demo_records_a_span_per_value(agent: Agent, capsys: pytest.CaptureFixture[str]) -> None:
+    from examples import demo
+
+    saved = export.get_exporter()
+    try:
+        assert demo.main(["--agent", "http://127.0.0.1:%d" % agent.port, "--count", "3",
+                          "--no-sleep", "--seed", "1"]) == 0
+    finally:
+        export.set_exporter(saved)
+    assert capsys.readouterr().out.count("Latency: ") == 3
+    doc = get_json(agent.prometheus_port or 0, "/debug/tracez.json")
+    assert [(s["name"], s["service"]) for s in doc["recent"]] == [
+        ("demo.iteration", "go-tools-test")] * 3
