@@ -524,8 +524,8 @@ _randbits = random.SystemRandom().getrandbits(64)  # seeds our own generator
 _rng = random.Random(_randbits)
 _bits = _rng.getrandbits
 _time_ns = time.time_ns
-# None: record every span (Go's behaviour); else trace_id -> sampled?
-_sample: Optional[Callable[[int], bool]] = None
+# None: record every span (Go's behaviour); False: none; else trace_id -> sampled?
+_sample: Union[None, bool, Callable[[int], bool]] = None
 _warned: Dict[str, bool] = {}
 
 
@@ -565,7 +565,8 @@ def set_sampler(sampler: Any) -> None:
         return
     from gotools_compat._oc import tracing
 
-    _sample = tracing.decision(sampler)
+    decide = tracing.decision(sampler)
+    _sample = False if decide is tracing.never else decide
 
 
 def get_span(ctx: Optional[Context]) -> Optional[Span]:
@@ -610,8 +611,12 @@ def start_span(ctx: Optional[Context], name: str, *tags: Tag) -> Tuple[Context, 
     if parent is None:
         trace_id = _bits(128)
         sample = _sample
-        if sample is not None and not sample(trace_id):
-            return _with_span(ctx, _UNSAMPLED), _noop
+        if sample is not None and (sample is False or not sample(trace_id)):  # type: ignore[operator]
+            out = _new_context(Context)  # _with_span, inlined: the sampled-out path
+            out._values = ctx._values
+            out._rows = ctx._rows
+            out._span = _UNSAMPLED
+            return out, _noop
         parent_id = 0
     elif parent is _UNSAMPLED:
         return ctx, _noop
@@ -666,7 +671,7 @@ def _start_ambient(name: Any, tags: Tuple[Tag, ...]) -> Tuple[Context, Callable[
     if found is None:
         trace_id = _bits(128)
         sample = _sample
-        if sample is not None and not sample(trace_id):
+        if sample is not None and (sample is False or not sample(trace_id)):  # type: ignore[operator]
             return _with_span(_BACKGROUND, _UNSAMPLED), _noop
         span = Span(name, trace_id, _bits(64) or 1, 0, _time_ns(), tags)
         return _started(_with_span(_BACKGROUND, span), span)

@@ -306,7 +306,8 @@ def test_a_span_never_ended_is_not_sent_and_the_process_exits_cleanly(agent: Age
     assert [s["name"] for s in doc["recent"]] == ["exit_closed"]
 
 
-def test_the_demo_records_a_span_per_value(agent: Agent, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_demo_records_a_span_per_value(agent: Agent,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     from examples import demo
 
     saved = export.get_exporter()

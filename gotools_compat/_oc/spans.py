@@ -31,7 +31,8 @@ import logging
 import struct
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from gotools_compat._oc.wire import MAX_REQUEST, field, varint
+from gotools_compat.event import Tag
+from gotools_compat._oc.wire import _VARINTS, MAX_REQUEST, field
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,22 @@ _INT64_MIN = -(2 ** 63)
 _INT64_MAX = 2 ** 63 - 1
 _double = struct.Struct("<d").pack
 _NS = 1_000_000_000
+
+
+# Varints: 14 bits at a time from tables (times in ns need 5 bytes a piece).
+_LOW = [bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80)) for n in range(1 << 14)]
+
+
+def varint(n: int) -> bytes:
+    if n < 0:
+        n += 1 << 64
+    if n < 0x4000:
+        return _VARINTS[n]
+    out = b""
+    while n >= 0x4000:
+        out += _LOW[n & 0x3FFF]
+        n >>= 14
+    return out + _VARINTS[n]
 
 
 def _text(value: Any) -> str:
@@ -89,11 +106,14 @@ def attributes(tags: Iterable[Any], extra: Optional[Tuple[str, Any]] = None) -> 
     found: Dict[str, Any] = {}
     dropped = 0
     for tag in tags:
-        key = getattr(tag, "key", None)
-        if key is None:
-            _skip(tag)
-            continue
-        name = _key_name(key)
+        if tag.__class__ is Tag:
+            name = tag.key.name
+        else:
+            key = getattr(tag, "key", None)
+            if key is None:
+                _skip(tag)
+                continue
+            name = _key_name(key)
         if name not in found and len(found) >= MAX_ATTRIBUTES:
             dropped += 1
             continue
@@ -102,11 +122,30 @@ def attributes(tags: Iterable[Any], extra: Optional[Tuple[str, Any]] = None) -> 
         found[extra[0]] = extra[1]
     if not found and not dropped:
         return b""
-    parts = [field(0x0A, field(0x0A, name.encode("utf-8", "replace"))
-                   + field(0x12, attribute_value(value))) for name, value in found.items()]
+    parts = [_entry(name, value) for name, value in found.items()]
     if dropped:
         parts.append(b"\x10" + varint(dropped))
     return b"".join(parts)
+
+
+# Map entries of common (name, value) pairs, encoded once.
+_entries: Dict[Tuple[str, type, Any], bytes] = {}
+_MAX_ENTRIES = 10_000
+
+
+def _entry(name: str, value: Any) -> bytes:
+    kind = value.__class__
+    if (kind is str and len(value) <= 64) or kind is int or kind is bool:
+        cache_key = (name, kind, value)
+        found = _entries.get(cache_key)
+        if found is None:
+            if len(_entries) >= _MAX_ENTRIES:
+                _entries.clear()
+            found = _entries[cache_key] = field(0x0A, field(0x0A, name.encode(
+                "utf-8", "replace")) + field(0x12, attribute_value(value)))
+        return found
+    return field(0x0A, field(0x0A, name.encode("utf-8", "replace"))
+                 + field(0x12, attribute_value(value)))
 
 
 _skipped = [False]
@@ -119,11 +158,19 @@ def _skip(thing: Any) -> None:
                     "it is left out of the attributes (logged once)", type(thing).__name__)
 
 
+# The last second seen, encoded: spans come in bursts.  (One tuple, swapped whole.)
+_seconds: Tuple[int, bytes] = (-1, b"")
+
+
 def timestamp(ns: int) -> bytes:
+    global _seconds
     seconds, nanos = divmod(ns, _NS)
-    out = b""
-    if seconds:
-        out += b"\x08" + varint(seconds)
+    last = _seconds
+    if seconds == last[0]:
+        out = last[1]
+    else:
+        out = b"\x08" + varint(seconds) if seconds else b""
+        _seconds = (seconds, out)
     if nanos:
         out += b"\x10" + varint(nanos)
     return out

@@ -102,6 +102,10 @@ class Scope:
             self.context.span_id = self.previous_id
 
 
+def never(trace_id: int) -> bool:
+    return False
+
+
 def decision(sampler: Any) -> Callable[[int], bool]:
     """``trace_id -> sampled?`` for an opencensus sampler (see ``event.set_sampler``)."""
     from opencensus.trace import samplers
@@ -113,7 +117,7 @@ def decision(sampler: Any) -> Callable[[int], bool]:
     if kind is samplers.AlwaysOnSampler:
         return lambda trace_id: True
     if kind is samplers.AlwaysOffSampler:
-        return lambda trace_id: False
+        return never
     if kind is samplers.ProbabilitySampler:
         # opencensus: the lower 8 bytes of the trace id <= rate * 2**64-1.
         bound = sampler.rate * 0xFFFFFFFFFFFFFFFF
