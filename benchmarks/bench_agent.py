@@ -41,6 +41,7 @@ from opencensus.proto.agent.metrics.v1 import (  # noqa: E402
 from opencensus.proto.metrics.v1 import metrics_pb2  # noqa: E402
 
 from gotools_compat.agent import Agent  # noqa: E402
+from gotools_compat.agent import _lean  # noqa: E402
 from gotools_compat.agent._store import Store  # noqa: E402
 
 BOUNDS = [0.0, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10000, 15000]
@@ -158,15 +159,14 @@ def scrape_http(port: int) -> bytes:
 
 def memory_per_series(batches: int) -> float:
     payloads = [batch(b).SerializeToString() for b in range(batches)]
-    Request = metrics_service_pb2.ExportMetricsServiceRequest
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     store = Store()
     for payload in payloads:
-        request = Request.FromString(payload)
-        store.ingest(store.sender(request.node), request.metrics)
-        del request
+        export = _lean.export(_lean.parse(payload))  # what the gRPC receiver does
+        store.ingest(store.sender(_lean.node_of(export.node)), export.metrics)
+        del export
     gc.collect()
     used = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
@@ -179,6 +179,8 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--client", nargs=3)
+    parser.add_argument("--only", choices=("grpc", "http", "scrape", "memory"),
+                        help="run one figure only")
     args = parser.parse_args()
     if args.client:
         client(args.client[0], int(args.client[1]), int(args.client[2]))
@@ -186,6 +188,8 @@ def main() -> None:
     batches = args.series // BATCH
 
     for kind, floor in (("grpc", 100_000), ("http", 30_000)):
+        if args.only not in (None, kind):
+            continue
         runs = []
         for _ in range(args.repeat):
             wall, cpu, agent = ingest(kind, batches)
@@ -195,6 +199,12 @@ def main() -> None:
               "(target >= %d)" % (kind, statistics.median(r[0] for r in runs),
                                   statistics.median(r[1] for r in runs), floor))
 
+    if args.only in ("grpc", "http"):
+        return
+    if args.only == "memory":
+        print("memory: %.0f bytes per stored 13-bucket series (target <= 1200)"
+              % statistics.median(memory_per_series(batches) for _ in range(3)))
+        return
     body = json_format.MessageToJson(batch(0)).encode()
     peer = median_time(lambda: json_format.Parse(body, metrics_service_pb2.
                                                  ExportMetricsServiceRequest()), args.repeat)

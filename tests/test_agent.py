@@ -450,6 +450,46 @@ def test_json_fast_path_builds_what_json_format_builds() -> None:
     assert fast.metrics[0].timeseries[0].points[1].int64_value == 9007199254740993
 
 
+def test_json_fast_path_reads_what_the_protobuf_reader_reads() -> None:
+    # The store's form straight from the dicts equals json_format's message
+    # read by the gRPC reader (lean view), for the Go fixture and for a body
+    # in grpc-gateway's spelling with labels, int64 strings and zero buckets.
+    from gotools_compat.agent import _json, _lean
+
+    gateway = json_format.MessageToJson(Request(node=node("gw"), metrics=[
+        metric("lat", MD.CUMULATIVE_DISTRIBUTION, ["k", "j"],
+               [(["a", None], dist([0.0, 10.0], [0, 2 ** 40, 1], 7.25)),
+                (["b", "x"], dist([0.0, 10.0], [3, 0, 0], -1.0))]),
+        metric("c", MD.CUMULATIVE_INT64, [], [([], 2 ** 62)])]))
+    for body in (GO_METRICS, gateway.encode()):
+        fast = _json._fast_export(json.loads(body))
+        slow = _lean.from_proto(json_format.Parse(body, Request()))
+        assert fast.metrics == slow.metrics and fast.node == slow.node
+        assert fast.request() == json_format.Parse(body, Request())
+    lat = _json._fast_export(json.loads(gateway))
+    assert lat.metrics[0] == (("lat", "", "", MD.CUMULATIVE_DISTRIBUTION, ("k", "j")), [
+        (["a", ""], (2 ** 40 + 1, 7.25, (0.0, 10.0), [0, 2 ** 40, 1])),
+        (["b", "x"], (3, -1.0, (0.0, 10.0), [3, 0, 0]))])
+    assert lat.metrics[1][1] == [([], 2 ** 62)]
+
+
+def test_invalid_utf8_in_a_label_value_refuses_the_whole_grpc_request(agent: Agent) -> None:
+    # The gRPC reader parses label values lazily (see _lean); a bad one must
+    # still refuse the request, as parsing it whole would, and store nothing.
+    good = metric("g", MD.GAUGE_INT64, ["k"], [(["ok"], 1)])
+    body = Request(node=node("utf"), metrics=[good]).SerializeToString()
+    body = body.replace(b"ok", b"\xff\xfe")
+    with pytest.raises(grpc.RpcError) as failure:
+        with grpc.insecure_channel("127.0.0.1:%d" % agent.port) as channel:
+            export = channel.stream_stream(
+                "/opencensus.proto.agent.metrics.v1.MetricsService/Export",
+                request_serializer=lambda b: b, response_deserializer=lambda b: b)
+            list(export(iter([body]), timeout=10))
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "LabelValue" in (failure.value.details() or "")
+    assert "utf" not in scrape(agent.port)[1]
+
+
 def test_unusual_json_goes_through_json_format(agent: Agent) -> None:
     body = json.dumps({"node": {"serviceInfo": {"name": "odd"}}, "metrics": [
         {"metricDescriptor": {"name": "g", "type": "GAUGE_DOUBLE"},

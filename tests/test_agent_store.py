@@ -6,12 +6,15 @@ import time
 from typing import Any, List, Sequence
 
 from gotools_compat._oc import proto
+from gotools_compat.agent._lean import from_proto
+from gotools_compat.agent._model import Metric
 from gotools_compat.agent._render import render
 from gotools_compat.agent._store import Store
 
 proto.install()
 
 from opencensus.proto.agent.common.v1 import common_pb2  # noqa: E402
+from opencensus.proto.agent.metrics.v1 import metrics_service_pb2  # noqa: E402
 from opencensus.proto.metrics.v1 import metrics_pb2  # noqa: E402
 
 MD = metrics_pb2.MetricDescriptor
@@ -31,6 +34,11 @@ def histogram(bounds: Sequence[float], buckets: Sequence[int], count: int) -> An
                 bucket_options={"explicit": {"bounds": list(bounds)}}))])])
 
 
+def read(*metrics: Any) -> List[Metric]:
+    """Metric messages as the receivers hand them to the store."""
+    return from_proto(metrics_service_pb2.ExportMetricsServiceRequest(metrics=metrics)).metrics
+
+
 def buckets(store: Store) -> List[int]:
     text = render(store.snapshot()).decode()
     return [int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
@@ -42,14 +50,14 @@ def test_a_silent_sender_expires_and_the_others_stay() -> None:
     gauge = metrics_pb2.Metric(metric_descriptor=MD(name="g", type=MD.GAUGE_INT64),
                                timeseries=[{"points": [{"int64_value": 1}]}])
     old = store.sender(node("old"))
-    store.ingest(old, [gauge])
+    store.ingest(old, read(gauge))
     old.last_seen -= 11  # as if it had last sent eleven seconds ago
-    store.ingest(store.sender(node("new")), [gauge])
+    store.ingest(store.sender(node("new")), read(gauge))
     assert store.expire() == 1
     assert store.senders() == [("new", "h:1")]
     assert render(store.snapshot()) == b'# HELP g \n# TYPE g gauge\ng{job="new",instance="h:1"} 1\n'
     # It comes back when it sends again.
-    store.ingest(store.sender(node("old")), [gauge])
+    store.ingest(store.sender(node("old")), read(gauge))
     assert len(store.senders()) == 2
     assert store.expire(time.monotonic() + 11) == 2
     assert render(store.snapshot()) == b""
@@ -57,21 +65,21 @@ def test_a_silent_sender_expires_and_the_others_stay() -> None:
 
 def test_go_cumulative_form_with_values_above_the_last_bound() -> None:
     store = Store(namespace="", const_labels={}, target_labels=False)
-    store.ingest(store.sender(None), [histogram([1.0, 2.0], [1, 3], 5)])
+    store.ingest(store.sender(None), read(histogram([1.0, 2.0], [1, 3], 5)))
     assert buckets(store) == [1, 3, 5]
 
 
 def test_per_bucket_form_is_taken_as_sent() -> None:
     store = Store(namespace="", const_labels={}, target_labels=False)
-    store.ingest(store.sender(None), [histogram([1.0, 2.0], [1, 3, 1], 5)])
+    store.ingest(store.sender(None), read(histogram([1.0, 2.0], [1, 3, 1], 5)))
     assert buckets(store) == [1, 4, 5]
 
 
 def test_bad_bounds_or_bucket_counts_are_rejected_not_rendered() -> None:
     store = Store(namespace="", const_labels={}, target_labels=False)
-    store.ingest(store.sender(None), [histogram([2.0, 1.0], [1, 1, 1], 3),
+    store.ingest(store.sender(None), read(histogram([2.0, 1.0], [1, 1, 1], 3),
                                       histogram([1.0], [1, 1, 1, 1], 4),
-                                      histogram([1.0], [-1, 2], 1)])
+                                      histogram([1.0], [-1, 2], 1)))
     assert store.rejected == 3
     assert buckets(store) == []
 
@@ -82,5 +90,5 @@ def test_int64_counters_stay_exact_past_2_to_the_53() -> None:
     counter = metrics_pb2.Metric(metric_descriptor=MD(name="c", type=MD.CUMULATIVE_INT64),
                                  timeseries=[{"points": [{"int64_value": big}]},
                                              {"points": [{"int64_value": 2}]}])
-    store.ingest(store.sender(None), [counter])
+    store.ingest(store.sender(None), read(counter))
     assert render(store.snapshot()).endswith(b"c_total %d\n" % (big + 2))

@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import grpc
 
-from . import _grpc, _http, _mux
+from . import _grpc, _http, _lean, _mux
+from ._model import Export
 from ._render import render
 from ._store import Sender, Store
 from ._traces import TraceStore
@@ -91,10 +92,13 @@ class Agent:
 
     # -- the sink the receivers call ---------------------------------------
 
-    def ingest_metrics(self, node: Any, request: Any, sender: Optional[Sender] = None) -> Sender:
+    def ingest_metrics(self, node: Optional[bytes], export: Export,
+                       sender: Optional[Sender] = None) -> Sender:
+        """Store one read request; ``node`` is the sender's serialized Node
+        (for streams: of an earlier request), ``sender`` the one it gave last."""
         if sender is None:
-            sender = self._store.sender(node)
-        self._store.ingest(sender, request.metrics)
+            sender = self._store.sender(None if node is None else _lean.node_of(node))
+        self._store.ingest(sender, export.metrics)
         return sender
 
     def ingest_spans(self, node: Any, request: Any) -> None:

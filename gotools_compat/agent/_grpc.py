@@ -1,9 +1,11 @@
 """The agent's gRPC services, on the opencensus-proto servicer classes.
 
 The handlers are registered like the generated ``add_*Servicer_to_server``
-functions do, with one difference: a request that is not valid protobuf
-becomes an INVALID_ARGUMENT status for that stream instead of grpcio's
-"Exception deserializing request!" (INTERNAL, with a logged traceback).
+functions do, with two differences: metrics requests are parsed with the
+lean view of their schema (:mod:`._lean`), and a request that is not valid
+protobuf becomes an INVALID_ARGUMENT status for that stream instead of
+grpcio's "Exception deserializing request!" (INTERNAL, with a logged
+traceback).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import grpc
 from google.protobuf import message
 
 from gotools_compat._oc import proto
+
+from . import _lean
+from ._model import BadRequest, Export
 
 proto.install()
 
@@ -33,7 +38,7 @@ logger = logging.getLogger(__name__)
 class Sink(Protocol):
     """What the services hand received data to (the Agent)."""
 
-    def ingest_metrics(self, node: Any, request: Any, sender: Any) -> Any: ...
+    def ingest_metrics(self, node: Any, export: Export, sender: Any) -> Any: ...
 
     def ingest_spans(self, node: Any, request: Any) -> None: ...
 
@@ -72,9 +77,14 @@ class MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: 
                 if isinstance(request, _Invalid):
                     logger.warning("metrics stream: %s", request.error)
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
-                if request.HasField("node"):
-                    node, sender = request.node, None
-                sender = self._sink.ingest_metrics(node, request, sender)
+                try:
+                    export = _lean.export(request)
+                except BadRequest as exc:
+                    logger.warning("metrics stream: %s", exc)
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                if export.node is not None:
+                    node, sender = export.node, None
+                sender = self._sink.ingest_metrics(node, export, sender)
         except grpc.RpcError as error:
             _stream_error("metrics", error)
         return
@@ -110,7 +120,7 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore
 def add_services(server: grpc.Server, sink: Sink) -> None:
     metrics = MetricsService(sink)
     trace = TraceService(sink)
-    mreq = metrics_service_pb2.ExportMetricsServiceRequest
+    mreq = _lean.LeanRequest  # the same wire form, read lean (see _lean)
     mres = metrics_service_pb2.ExportMetricsServiceResponse
     treq = trace_service_pb2.ExportTraceServiceRequest
     tres = trace_service_pb2.ExportTraceServiceResponse

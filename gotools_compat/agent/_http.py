@@ -13,6 +13,7 @@ from typing import Any, List, Optional, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from . import _json
+from ._model import BadRequest
 from ._render import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, wants_openmetrics
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ class App(Protocol):
 
     max_message_bytes: int
 
-    def ingest_metrics(self, node: Any, request: Any, sender: Any = None) -> Any: ...
+    def ingest_metrics(self, node: Any, export: Any, sender: Any = None) -> Any: ...
 
     def ingest_spans(self, node: Any, request: Any) -> None: ...
 
@@ -133,20 +134,19 @@ class Handler(BaseHTTPRequestHandler):
         binary = "protobuf" in self.headers.get("Content-Type", "")
         try:
             if route == "/v1/metrics":
-                request = (_json.parse_binary(body, _json.MetricsRequest) if binary
-                           else _json.parse_metrics(body))
+                export = (_json.parse_binary_metrics(body) if binary
+                          else _json.parse_metrics(body))
             else:
                 request = (_json.parse_binary(body, _json.TraceRequest) if binary
                            else _json.parse_trace(body))
-        except _json.BadRequest as exc:
+        except BadRequest as exc:
             logger.warning("%s: POST %s refused: %s", self.address_string(), route, exc)
             self._error(400, str(exc))
             return
-        node = request.node if request.HasField("node") else None
         if route == "/v1/metrics":
-            app.ingest_metrics(node, request)
+            app.ingest_metrics(export.node, export)
         else:
-            app.ingest_spans(node, request)
+            app.ingest_spans(request.node if request.HasField("node") else None, request)
         self._send(200, b"{}")
 
     def do_GET(self) -> None:

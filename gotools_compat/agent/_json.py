@@ -1,25 +1,32 @@
-"""HTTP/JSON bodies (``POST /v1/metrics``, ``/v1/trace``) into protobuf messages.
+"""HTTP bodies (``POST /v1/metrics``, ``/v1/trace``): JSON or binary protobuf.
 
 ``json_format.Parse`` manages about 9,000 histogram series a second.  Metrics
 bodies are therefore read with ``json.loads`` and the common shapes (what Go's
-x/tools exporter and grpc-gateway clients send, in either field spelling) are
-built into messages directly; anything unusual (summaries, exemplars, values
-as strings like "NaN", unknown fields) goes through ``json_format.ParseDict``,
-which also produces the error message for a 400.
+x/tools exporter and grpc-gateway clients send, in either field spelling) go
+straight from the decoded dicts into the store's form (:mod:`._model`),
+without protobuf messages; anything unusual (summaries, exemplars, values as
+strings like "NaN", unknown fields) goes through ``json_format.ParseDict``,
+which also produces the error message for a 400.  The opencensus-proto
+request is only built when someone asks for it (OTLP forwarding):
+:func:`_fast_request` builds it from the same dicts.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple
 
 from google.protobuf import json_format, message
 from google.protobuf.timestamp_pb2 import Timestamp as _Timestamp
 
 from gotools_compat._oc import proto
 
+from . import _lean
+from ._model import BadRequest, Desc, Export, Metric, Series, bounded_cache_put
+
 proto.install()
 
+from opencensus.proto.agent.common.v1 import common_pb2  # noqa: E402
 from opencensus.proto.agent.metrics.v1 import metrics_service_pb2  # noqa: E402
 from opencensus.proto.agent.trace.v1 import trace_service_pb2  # noqa: E402
 from opencensus.proto.metrics.v1 import metrics_pb2  # noqa: E402
@@ -47,21 +54,26 @@ _DIST_KEYS = {"count", "sum", "sum_of_squared_deviation", "sumOfSquaredDeviation
               "bucket_options", "bucketOptions", "buckets"}
 
 
-class BadRequest(ValueError):
-    """A body that is not a valid request: the HTTP handler answers 400."""
+_DESCRIPTOR_KEYS = {"name", "description", "unit", "type", "label_keys", "labelKeys"}
+_TYPES = dict(_Descriptor.Type.items())
+_CACHE_LIMIT = 65_536
+_ints: Dict[str, int] = {}
+_stamps: Dict[str, Any] = {}
 
 
 class _Unusual(Exception):
-    """A shape the fast path does not build; json_format takes over."""
+    """A shape the fast path does not take; json_format takes over."""
 
 
-def parse_metrics(body: bytes) -> Any:
+_FALLBACK = (_Unusual, json_format.ParseError, TypeError, ValueError, AttributeError, KeyError)
+
+
+def parse_metrics(body: bytes) -> Export:
     doc = _load(body)
     try:
-        return _fast_request(doc)
-    except (_Unusual, json_format.ParseError, TypeError, ValueError, AttributeError,
-            KeyError):
-        return _slow(doc, MetricsRequest())
+        return _fast_export(doc)
+    except _FALLBACK:
+        return _lean.from_proto(_slow(doc, MetricsRequest()))
 
 
 def parse_trace(body: bytes) -> Any:
@@ -73,6 +85,10 @@ def parse_binary(body: bytes, cls: Any) -> Any:
         return cls.FromString(body)
     except message.DecodeError as exc:
         raise BadRequest("invalid protobuf %s: %s" % (cls.DESCRIPTOR.name, exc)) from None
+
+
+def parse_binary_metrics(body: bytes) -> Export:
+    return _lean.export(_lean.parse(body))
 
 
 def _load(body: bytes) -> Any:
@@ -99,8 +115,14 @@ def _get(d: Dict[str, Any], snake: str, camel: str) -> Any:
 def _int(value: Any) -> int:
     if type(value) is int:
         return value
-    if type(value) is str and value.lstrip("-").isdigit():  # int64 as a JSON string
-        return int(value)
+    if type(value) is str:  # int64 as a JSON string
+        number = _ints.get(value)
+        if number is not None:
+            return number
+        if value.lstrip("-").isdigit() and value.isascii():
+            number = int(value)
+            bounded_cache_put(_ints, value, number, _CACHE_LIMIT)
+            return number
     raise _Unusual()
 
 
@@ -110,7 +132,145 @@ def _float(value: Any) -> float:
     raise _Unusual()
 
 
+def _check_stamp(text: Any) -> None:
+    """A valid RFC 3339 timestamp (json_format's rule), or _Unusual."""
+    if text not in _stamps:
+        if type(text) is not str:
+            raise _Unusual()
+        _Timestamp().FromJsonString(text)
+        bounded_cache_put(_stamps, text, True, 4096)
+
+
+# -- the fast path: dicts to the store's form -------------------------------------
+
+
+def _fast_export(doc: Any) -> Export:
+    if not isinstance(doc, dict) or not doc.keys() <= _REQUEST_KEYS:
+        raise _Unusual()
+    node = None
+    if doc.get("node") is not None:
+        node = json_format.ParseDict(doc["node"], common_pb2.Node()).SerializeToString()
+    if doc.get("resource") is not None:
+        json_format.ParseDict(doc["resource"], MetricsRequest().resource)
+    metrics = doc.get("metrics") or ()
+    if not isinstance(metrics, list):
+        raise _Unusual()
+    return Export(node, [_fast_metric_form(m) for m in metrics], lambda: _request_of(doc))
+
+
+def _desc(d: Any) -> Desc:
+    if d is None:
+        return ("", "", "", 0, ())
+    if not d.keys() <= _DESCRIPTOR_KEYS:
+        raise _Unusual()
+    kind = d.get("type", 0)
+    if type(kind) is str:
+        kind = _TYPES[kind]  # KeyError: json_format's message
+    elif type(kind) is not int:
+        raise _Unusual()
+    keys = []
+    for k in _get(d, "label_keys", "labelKeys") or ():
+        if not k.keys() <= {"key", "description"} or type(k.get("key", "")) is not str:
+            raise _Unusual()
+        keys.append(k.get("key", ""))
+    texts = (d.get("name", ""), d.get("description", ""), d.get("unit", ""))
+    if not all(type(t) is str for t in texts):
+        raise _Unusual()
+    return (texts[0], texts[1], texts[2], kind, tuple(keys))
+
+
+def _fast_metric_form(m: Any) -> Metric:
+    if not isinstance(m, dict) or not m.keys() <= _METRIC_KEYS:
+        raise _Unusual()
+    series: List[Series] = []
+    bounds_memo: List[Any] = [None, ()]  # the last bounds list and its tuple
+    for ts in m.get("timeseries") or ():
+        if not ts.keys() <= _SERIES_KEYS:
+            raise _Unusual()
+        start = _get(ts, "start_timestamp", "startTimestamp")
+        if start is not None:
+            _check_stamp(start)
+        values: List[str] = []
+        for v in _get(ts, "label_values", "labelValues") or ():
+            if not v.keys() <= _LABEL_KEYS:
+                raise _Unusual()
+            value = v.get("value", "")
+            if type(value) is not str:
+                raise _Unusual()
+            values.append(value)
+        points = ts.get("points") or ()
+        if not points:
+            continue
+        for p in points:
+            value = _point(p, bounds_memo)
+        series.append((values, value))
+    return (_desc(_get(m, "metric_descriptor", "metricDescriptor")), series)
+
+
+def _point(p: Any, bounds_memo: List[Any]) -> Any:
+    if not p.keys() <= _POINT_KEYS:
+        raise _Unusual()
+    stamp = p.get("timestamp")
+    if stamp is not None:
+        _check_stamp(stamp)
+    d = _get(p, "distribution_value", "distributionValue")
+    if d is not None:
+        return _distribution(d, bounds_memo)
+    value = _get(p, "int64_value", "int64Value")
+    if value is not None:
+        return _int(value)
+    value = _get(p, "double_value", "doubleValue")
+    if value is not None:
+        return _float(value)
+    raise _Unusual()
+
+
+def _distribution(d: Any, bounds_memo: List[Any]) -> Tuple[int, float, Tuple[float, ...],
+                                                            List[int]]:
+    if not d.keys() <= _DIST_KEYS:
+        raise _Unusual()
+    bounds: Tuple[float, ...] = ()
+    raw = _get(d, "bucket_options", "bucketOptions")
+    if raw is not None:
+        if not raw.keys() <= {"explicit"}:
+            raise _Unusual()
+        listed = (raw.get("explicit") or {}).get("bounds") or []
+        if listed == bounds_memo[0]:
+            bounds = bounds_memo[1]
+        else:
+            bounds = tuple([_float(b) for b in listed])
+            bounds_memo[:] = [listed, bounds]
+    _float(_get(d, "sum_of_squared_deviation", "sumOfSquaredDeviation") or 0.0)
+    ints = _ints
+    counts = []
+    for b in d.get("buckets") or ():
+        n = len(b)
+        if n == 1:
+            c = b["count"]  # KeyError (exemplars only): json_format takes over
+        elif n:
+            raise _Unusual()  # exemplars
+        else:
+            c = 0
+        if type(c) is not int:
+            c = ints.get(c) if type(c) is str else None
+            if c is None:
+                c = _int(b["count"])
+        counts.append(c)
+    return (_int(d.get("count", 0)), _float(d.get("sum", 0.0)), bounds, counts)
+
+
+# -- the opencensus-proto request, built from the same dicts (for forwarding) -------
+
+
+def _request_of(doc: Any) -> Any:
+    try:
+        return _fast_request(doc)
+    except _FALLBACK:
+        return _slow(doc, MetricsRequest())
+
+
 def _fast_request(doc: Any) -> Any:
+    """The opencensus-proto request of a body the fast path took."""
     if not isinstance(doc, dict) or not doc.keys() <= _REQUEST_KEYS:
         raise _Unusual()
     request = MetricsRequest()
@@ -163,11 +323,11 @@ def _fast_metric(m: Any, stamps: Dict[str, Any]) -> Any:
             add_label(value=value, has_value=bool(_get(v, "has_value", "hasValue")))
         add_point = series.points.add
         for p in ts.get("points") or ():
-            _point(p, add_point(), stamps)
+            _build_point(p, add_point(), stamps)
     return metric
 
 
-def _point(p: Any, point: Any, stamps: Dict[str, Any]) -> None:
+def _build_point(p: Any, point: Any, stamps: Dict[str, Any]) -> None:
     if not p.keys() <= _POINT_KEYS:
         raise _Unusual()
     stamp = p.get("timestamp")
@@ -175,7 +335,7 @@ def _point(p: Any, point: Any, stamps: Dict[str, Any]) -> None:
         point.timestamp.CopyFrom(_stamp(stamp, stamps))
     dist = _get(p, "distribution_value", "distributionValue")
     if dist is not None:
-        _distribution(dist, point.distribution_value)
+        _build_distribution(dist, point.distribution_value)
         return
     value = _get(p, "int64_value", "int64Value")
     if value is not None:
@@ -188,7 +348,7 @@ def _point(p: Any, point: Any, stamps: Dict[str, Any]) -> None:
     raise _Unusual()
 
 
-def _distribution(d: Any, dist: Any) -> None:
+def _build_distribution(d: Any, dist: Any) -> None:
     if not d.keys() <= _DIST_KEYS:
         raise _Unusual()
     raw = _get(d, "bucket_options", "bucketOptions")
