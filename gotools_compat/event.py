@@ -609,9 +609,10 @@ def start_span(ctx: Optional[Context], name: str, *tags: Tag) -> Tuple[Context, 
                    type(ctx).__name__)
         return _start_ambient(name, tags)
     if parent is None:
-        trace_id = _bits(128)
         sample = _sample
-        if sample is not None and (sample is False or not sample(trace_id)):  # type: ignore[operator]
+        if sample is None:
+            trace_id = _bits(128)
+        elif sample is False or not sample(trace_id := _bits(128)):  # type: ignore[operator]
             out = _new_context(Context)  # _with_span, inlined: the sampled-out path
             out._values = ctx._values
             out._rows = ctx._rows
