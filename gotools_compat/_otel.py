@@ -243,7 +243,7 @@ class _Plan:
         else:
             for row in rows:
                 attrs = cache.get(row.labels) or self._attributes(row.labels)
-                append(NumberDataPoint(attrs, start, time_ns, row.value()))
+                append(NumberDataPoint(attrs, start, time_ns, row.wire_value()))
         return metric_data(self.name, self.description, self.unit, self.type, points)
 
 

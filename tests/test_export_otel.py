@@ -151,6 +151,21 @@ def test_latest_values_are_gauges(connected: otel.Exporter, receiver: Receiver) 
     assert gauge_f.gauge.data_points[0].as_double == -0.125
 
 
+def test_an_int64_sum_past_the_int64_range_saturates_and_exports_the_rest(
+        connected: otel.Exporter, receiver: Receiver) -> None:
+    m = stats.Int64(unique("otel_huge_m"), "", "1")
+    huge = metric.Scalar(unique("otel_huge")).sum_int64(m)
+    other = metric.Scalar(unique("otel_other")).count_int64(m)
+    for _ in range(3):
+        m.record(None, 2 ** 62)
+    request = flushed(connected, receiver)
+    (point,) = find_metric(request, huge)[1].sum.data_points
+    assert point.as_int == 2 ** 63 - 1
+    (point,) = find_metric(request, other)[1].sum.data_points
+    assert point.as_int == 3
+
+
+
 def test_tags_become_attributes_and_missing_keys_are_left_out(
         connected: otel.Exporter, receiver: Receiver) -> None:
     method = event.new_string_key("method")

@@ -177,3 +177,16 @@ def test_large_exports_are_split_under_the_limit_without_losing_series() -> None
             for ts in part.timeseries:
                 seen[ts.label_values[0].value] = ts.points[0].int64_value
     assert seen == {"v%04d" % i: 1 for i in range(300)}
+
+
+def test_an_int64_sum_past_the_int64_range_saturates_on_the_wire_like_stock(
+        caplog: pytest.LogCaptureFixture) -> None:
+    m = stats.Int64(_name("m"), "d", "1")
+    name = metric.Scalar(_name("huge")).sum_int64(m)
+    for _ in range(3):
+        m.record(None, 2 ** 62)  # each value is an int64; their sum is not
+    parsed = _check(name)  # the stock conversion gets the same saturated value
+    assert [ts.points[0].int64_value for ts in parsed.timeseries] == [2 ** 63 - 1]
+    [data] = [d for d in metric.collect() if d.handle() == name]
+    assert data.rows == [3 * 2 ** 62]  # exact in Python (and in Prometheus text)
+    assert len([r for r in caplog.records if "past the int64 range" in r.getMessage()]) == 1

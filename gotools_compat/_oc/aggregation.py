@@ -17,17 +17,24 @@ and negatives included (opencensus's own Explicit refuses them and counts
 
 from __future__ import annotations
 
+import logging
 from array import array
 from bisect import bisect_left, bisect_right
 from operator import mul
 from threading import Lock
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from opencensus.metrics.export import point as oc_point
 from opencensus.metrics.export import value as oc_value
 from opencensus.metrics.export.metric_descriptor import MetricDescriptorType
 
+log = logging.getLogger(__name__)
+
 Number = Union[int, float]
+
+INT64_MAX = 2 ** 63 - 1
+INT64_MIN = -(2 ** 63)
+_saturated: Set[int] = set()  # ids of rows already warned about (rows live forever)
 Labels = Tuple[Optional[str], ...]
 
 # A full buffer is folded by the thread that filled it.  64 values keep the
@@ -115,6 +122,8 @@ class CountRow(Row):
             self._drain_locked()
             return self.count
 
+    wire_value = value
+
     def to_point(self, timestamp: Any) -> oc_point.Point:
         return oc_point.Point(oc_value.ValueLong(self.value()), timestamp)
 
@@ -140,12 +149,30 @@ class SumRow(Row):
         self.sum = 0 if self.value_type is oc_value.ValueLong else 0.0
 
     def value(self) -> Number:
+        """The exact sum (an int of any size for Int64 measures)."""
         with self.lock:
             self._drain_locked()
             return self.sum
 
+    def wire_value(self) -> Number:
+        """The sum as an int64 wire field can carry it: saturated at the int64 limits.
+
+        Only an Int64 sum can pass them (each value is an int64, the sum is
+        not); Prometheus text keeps the exact value, the OpenCensus and OTLP
+        wires get the limit, with one WARNING per row.
+        """
+        value = self.value()
+        if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+            if id(self) not in _saturated:
+                _saturated.add(id(self))
+                log.warning("an Int64 sum (row %r) is %d, past the int64 range: it is "
+                            "exported as %d", self.labels, value,
+                            INT64_MAX if value > 0 else INT64_MIN)
+            return INT64_MAX if value > 0 else INT64_MIN
+        return value
+
     def to_point(self, timestamp: Any) -> oc_point.Point:
-        return oc_point.Point(self.value_type(self.value()), timestamp)
+        return oc_point.Point(self.value_type(self.wire_value()), timestamp)
 
     def _copy(self) -> "SumRow":
         copy = SumRow(Lock(), self.labels, self.tags, self.value_type is oc_value.ValueLong)
@@ -172,6 +199,8 @@ class LastValueRow(Row):
 
     def value(self) -> Number:
         return self.last
+
+    wire_value = value
 
     def to_point(self, timestamp: Any) -> oc_point.Point:
         return oc_point.Point(self.value_type(self.last), timestamp)

@@ -194,7 +194,7 @@ class MetricEncoder:
                 yield field(0x12, start + labels + field(0x1A, point))
             return
         for row in rows:
-            value = row.value()
+            value = row.wire_value()
             if type(value) is int:
                 point = point_ts + b"\x10" + varint(value)
             else:
