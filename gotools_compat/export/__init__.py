@@ -44,7 +44,7 @@ import logging
 import threading
 from typing import IO, Any, List, Optional, Protocol, Tuple, runtime_checkable
 
-from gotools_compat import event as _event
+from gotools_compat import _span
 from gotools_compat.event import END_SPAN, LABEL, LOG, START_SPAN, Context, Event, get_span
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def process_event(ctx: Context, ev: Event) -> Context:
 
 
 # event.start_span, event.print and the rest emit through process_event.
-_event._process_event = process_event
+_span._process_event = process_event
 
 
 def metric(ctx: Context, data: Any) -> None:
