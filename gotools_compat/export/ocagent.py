@@ -36,7 +36,6 @@ by the child.  A fork waits for an export in flight (at most ``timeout``).
 
 from __future__ import annotations
 
-import atexit
 import datetime
 import logging
 import os
@@ -46,10 +45,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from gotools_compat._oc import ocagent_transport as transport
 from gotools_compat.event import END_SPAN, Context, Event, Span
+from gotools_compat.export._live import LiveSet
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class Exporter:
         self._closed = False
         self._retired: List[Any] = []  # channels of a parent, never touched in a child
         self._start_transport()
-        _register(self)
+        _live.add(self)
         self._thread.start()
 
     # Setup, also run again in a forked child.
@@ -232,7 +232,7 @@ class Exporter:
                 return
             self._closing = True
             self._cond.notify_all()
-        _unregister(self)
+        _live.discard(self)
         if timeout is None:
             timeout = self.config.timeout
         if self._thread.is_alive() and self._thread is not threading.current_thread():
@@ -371,64 +371,9 @@ class Exporter:
 
 SendError = transport.SendError
 
-# Live exporters, held strongly: an exporter lives until closed (E3).
-_live: Set[Exporter] = set()
-_live_lock = threading.Lock()
-_hooks = False
-
-
-def _register(exporter: Exporter) -> None:
-    global _hooks
-    with _live_lock:
-        _live.add(exporter)
-        if not _hooks:
-            _hooks = True
-            atexit.register(_close_all)
-            if hasattr(os, "register_at_fork"):
-                os.register_at_fork(before=_before_fork, after_in_parent=_after_in_parent,
-                                    after_in_child=_after_in_child)
-
-
-def _unregister(exporter: Exporter) -> None:
-    with _live_lock:
-        _live.discard(exporter)
-
-
-def _close_all() -> None:
-    with _live_lock:
-        exporters = list(_live)
-    for exporter in exporters:
-        try:
-            exporter.close()
-        except Exception:
-            log.exception("closing %r at exit failed", exporter)
-
-
-_forking: List[Exporter] = []
-
-
-def _before_fork() -> None:
-    # No gRPC call may be in flight across a fork.  (The core holds its own
-    # locks across the fork and starts the child's rows from zero: see
-    # gotools_compat.metric.)
-    global _forking
-    _live_lock.acquire()
-    _forking = list(_live)
-    for exporter in _forking:
-        exporter._send_lock.acquire()
-
-
-def _after_in_parent() -> None:
-    for exporter in _forking:
-        exporter._send_lock.release()
-    _live_lock.release()
-
-
-def _after_in_child() -> None:
-    global _live_lock
-    _live_lock = threading.Lock()
-    for exporter in _forking:
-        exporter._after_fork_in_child()
+# Live exporters, held strongly: an exporter lives until closed (E3), is
+# closed at exit (E4) and restarts in a forked child.
+_live: LiveSet[Exporter] = LiveSet(lambda exporter: exporter.close())
 
 
 __all__ = ["Config", "Exporter", "SendError", "DEFAULT_ADDRESS", "discover", "connect"]

@@ -53,17 +53,17 @@ shut the inherited one down there.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
 import time
-from typing import Any, List, Mapping, Optional, Set, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
 
 from gotools_compat import _otel
 from gotools_compat._otel import MetricsData, Resource
 from gotools_compat.event import Context
 from gotools_compat.export import Event
+from gotools_compat.export._live import LiveSet
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class Exporter:
         self._shutdown_ok = False
         self._send_lock = threading.Lock()  # held by an export; never across a fork
         self._start()
-        _register(self)
+        _live.add(self)
         self._thread.start()
 
     def _start(self) -> None:
@@ -210,7 +210,7 @@ class Exporter:
         if not first:
             self._shutdown_done.wait(max(deadline - time.monotonic(), 0))
             return self._shutdown_ok
-        _unregister(self)
+        _live.discard(self)
         ok = self._export_now(deadline, closing=True)
         left = max(deadline - time.monotonic(), 0.0)
         try:
@@ -335,64 +335,10 @@ def _drop_inherited_connections(metric_exporter: Any) -> None:
                 log.debug("closing an inherited HTTP session failed", exc_info=True)
 
 
-# Live exporters, held strongly: an exporter lives until shut down.
-_live: Set[Exporter] = set()
-_live_lock = threading.Lock()
-_hooks = False
-
-
-def _register(exporter: Exporter) -> None:
-    global _hooks
-    with _live_lock:
-        _live.add(exporter)
-        if not _hooks:
-            _hooks = True
-            atexit.register(_shutdown_all)
-            if hasattr(os, "register_at_fork"):
-                os.register_at_fork(before=_before_fork, after_in_parent=_after_in_parent,
-                                    after_in_child=_after_in_child)
-
-
-def _unregister(exporter: Exporter) -> None:
-    with _live_lock:
-        _live.discard(exporter)
-
-
-def _shutdown_all() -> None:
-    with _live_lock:
-        exporters = list(_live)
-    for exporter in exporters:
-        try:
-            exporter.shutdown(exporter.timeout * 1000.0)
-        except Exception:
-            log.exception("shutting %r down at exit failed", exporter)
-
-
-# Fork.  No export may be in flight across a fork.  (The core holds its own
-# locks across the fork and starts the child's rows from zero: see
-# gotools_compat.metric.)
-_forking: List[Exporter] = []
-
-
-def _before_fork() -> None:
-    global _forking
-    _live_lock.acquire()
-    _forking = list(_live)
-    for exporter in _forking:
-        exporter._send_lock.acquire()
-
-
-def _after_in_parent() -> None:
-    for exporter in _forking:
-        exporter._send_lock.release()
-    _live_lock.release()
-
-
-def _after_in_child() -> None:
-    global _live_lock
-    _live_lock = threading.Lock()
-    for exporter in _forking:
-        exporter._after_fork_in_child()
+# Live exporters, held strongly: an exporter lives until shut down, is shut
+# down at exit and restarts in a forked child.
+_live: LiveSet[Exporter] = LiveSet(
+    lambda exporter: exporter.shutdown(exporter.timeout * 1000.0))
 
 
 __all__ = ["Exporter", "MetricsData", "Resource", "DEFAULT_INTERVAL", "DEFAULT_TIMEOUT",
