@@ -29,6 +29,7 @@ DEFAULTS: Dict[str, Any] = {
     "max_message_bytes": 16 * 1024 * 1024,
     "max_spans": 10_000,
     "zipkin": "",
+    "otlp": "",
     "log_level": "INFO",
 }
 _TYPES = {"expire": float, "max_message_bytes": int, "max_spans": int}
@@ -39,7 +40,7 @@ environment variables (below the options, above --config):
   GOTOOLS_AGENT_CONST_LABELS (k=v,k=v; empty for none),
   GOTOOLS_AGENT_TARGET_LABELS (1/0), GOTOOLS_AGENT_EXPIRE,
   GOTOOLS_AGENT_MAX_MESSAGE_BYTES, GOTOOLS_AGENT_MAX_SPANS, GOTOOLS_AGENT_ZIPKIN,
-  GOTOOLS_AGENT_LOG_LEVEL
+  GOTOOLS_AGENT_OTLP, GOTOOLS_AGENT_LOG_LEVEL
 
 config file (TOML, same names with underscores):
   listen = "127.0.0.1:55678"
@@ -78,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--zipkin", metavar="URL",
                    help="forward spans to this Zipkin v2 endpoint, "
                         "e.g. http://127.0.0.1:9411/api/v2/spans")
+    p.add_argument("--otlp", metavar="URL",
+                   help="forward every metric received as OTLP/HTTP to this endpoint, e.g. "
+                        "http://127.0.0.1:4318 (needs: pip install 'gotools_compat[otel]'); "
+                        "what cannot be sent is counted on /metrics")
     p.add_argument("--config", metavar="FILE", help="TOML file with the settings above")
     p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
     return p
@@ -129,7 +134,7 @@ def settings(argv: Optional[Sequence[str]] = None,
             result[key] = text.strip().lower() not in ("0", "false", "no", "") \
                 if key == "target_labels" else text
     for key in ("listen", "prometheus", "namespace", "expire", "max_message_bytes",
-                "max_spans", "zipkin", "log_level"):
+                "max_spans", "zipkin", "otlp", "log_level"):
         value = getattr(args, key)
         if value is not None:
             result[key] = value
@@ -168,11 +173,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     logging.basicConfig(level=str(s["log_level"]).upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
-    agent = Agent(str(s["listen"]), str(s["prometheus"]) or None,
-                  namespace=str(s["namespace"]), const_labels=s["const_labels"],
-                  target_labels=bool(s["target_labels"]), expire_after=s["expire"],
-                  max_message_bytes=s["max_message_bytes"], max_spans=s["max_spans"],
-                  zipkin=str(s["zipkin"]) or None)
+    try:
+        agent = Agent(str(s["listen"]), str(s["prometheus"]) or None,
+                      namespace=str(s["namespace"]), const_labels=s["const_labels"],
+                      target_labels=bool(s["target_labels"]), expire_after=s["expire"],
+                      max_message_bytes=s["max_message_bytes"], max_spans=s["max_spans"],
+                      zipkin=str(s["zipkin"]) or None, otlp=str(s["otlp"]) or None)
+    except (ImportError, ValueError) as exc:
+        sys.stderr.write("gotools-agent: %s\n" % exc)
+        return 2
     try:
         agent.start()
     except OSError as exc:

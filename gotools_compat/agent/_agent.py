@@ -61,6 +61,10 @@ class Agent:
     Series carry ``job`` (the sender's service name) and ``instance``
     (``host:pid``) unless ``target_labels`` is false; a sender silent for
     ``expire_after`` seconds (0: never) loses its series.
+
+    ``otlp`` (a URL such as ``http://127.0.0.1:4318``) forwards every metric
+    received as OTLP/HTTP (see :mod:`._otlp`; needs the ``otel`` extra,
+    else ImportError here); its counters are on ``/metrics``.
     """
 
     def __init__(self, listen: str = DEFAULT_LISTEN, prometheus: Optional[str] = DEFAULT_PROMETHEUS,
@@ -68,7 +72,8 @@ class Agent:
                  target_labels: bool = True, expire_after: float = 300.0,
                  max_message_bytes: int = 16 * 1024 * 1024, max_spans: int = 10_000,
                  zipkin: Optional[str] = None, max_streams: int = 256,
-                 first_byte_timeout: float = 30.0) -> None:
+                 first_byte_timeout: float = 30.0, otlp: Optional[str] = None,
+                 otlp_timeout: float = 10.0) -> None:
         self.listen = parse_address(listen)
         self.prometheus = parse_address(prometheus) if prometheus else None
         self.max_message_bytes = max_message_bytes
@@ -77,6 +82,15 @@ class Agent:
         self._store = Store(namespace, {"vendor": "otc"} if const_labels is None
                             else const_labels, target_labels, expire_after)
         self._zipkin = ZipkinForwarder(zipkin) if zipkin else None
+        self._otlp_url = otlp
+        self._otlp_timeout = otlp_timeout
+        self._otlp: Any = None
+        if otlp:
+            # Only now the OpenTelemetry packages: ImportError with the extra to install.
+            from . import _otlp
+
+            _otlp.metrics_url(otlp)
+            _otlp.load_otel()
         self.traces = TraceStore(max_spans, self._zipkin.submit if self._zipkin else None)
         self.port = 0
         self.prometheus_port: Optional[int] = None
@@ -99,6 +113,9 @@ class Agent:
         if sender is None:
             sender = self._store.sender(None if node is None else _lean.node_of(node))
         self._store.ingest(sender, export.metrics)
+        otlp = self._otlp
+        if otlp is not None:
+            otlp.submit(sender.key, node, export)
         return sender
 
     def ingest_spans(self, node: Any, request: Any) -> None:
@@ -108,7 +125,11 @@ class Agent:
 
     def metrics_text(self, openmetrics: bool = False) -> bytes:
         """The Prometheus text format (or OpenMetrics) of every stored series."""
-        return render(self._store.snapshot(), openmetrics)
+        snapshot = self._store.snapshot()
+        otlp = self._otlp
+        if otlp is not None:
+            snapshot += otlp.families()
+        return render(snapshot, openmetrics)
 
     def tracez(self, as_json: bool = False, limit: int = 100) -> bytes:
         return self.traces.json(limit) if as_json else self.traces.html(limit)
@@ -175,6 +196,11 @@ class Agent:
         self._spawn(self._housekeeping, "gotools-agent-expire")
         if self._zipkin is not None:
             self._zipkin.start()
+        if self._otlp_url:
+            from . import _otlp
+
+            self._otlp = _otlp.Forwarder(self._otlp_url, timeout=self._otlp_timeout)
+            self._otlp.start()
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -226,6 +252,9 @@ class Agent:
             self._http = None
         if self._zipkin is not None:
             self._zipkin.stop(grace)
+        if self._otlp is not None:
+            self._otlp.stop(grace)
+            self._otlp = None
         for thread in self._threads:
             thread.join(grace)
         self._threads = []

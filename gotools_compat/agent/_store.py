@@ -140,8 +140,12 @@ def merge(kind: str, lbl: bytes, old: Record, new: Record) -> Record:
     return (old[0] + new[0], old[1] + new[1], new[2])  # summary
 
 
-def _cumulative(counts: List[int], nbounds: int, count: int) -> Optional[List[int]]:
-    """Cumulative bucket counts ending with +Inf, or None when they make no sense."""
+def cumulative_counts(counts: List[int], nbounds: int, count: int) -> Optional[List[int]]:
+    """Cumulative bucket counts ending with +Inf, or None when they make no sense.
+
+    ``counts`` (changed in place) are per bucket with an overflow bucket, or
+    Go x/tools' form: one cumulative count per bound, no overflow bucket.
+    """
     n = len(counts)
     if n == nbounds + 1:
         if min(counts) < 0:
@@ -353,28 +357,39 @@ class Store:
         labels = self._labels
         gauge = plan.gauge
         last_raw: Any = None
-        last_bounds: Any = None
+        bounds: Any = None
+        size = 0
         for values, value in timeseries:
             if type(value) is not tuple:
                 self.rejected += 1
                 continue
             count, total, raw, counts = value
-            lbl = labels(plan, prefix, values)
-            if counts:
-                # Readers hand over the same bounds object for the same bounds.
-                if raw is not last_raw:
-                    bounds = known.get(raw, _MISSING)
-                    if bounds is _MISSING:
-                        bounds = self._bounds_of(raw)
-                    last_raw, last_bounds = raw, bounds
-                bounds = last_bounds
-                cum = None if bounds is None else _cumulative(counts, len(bounds), count)
+            lbl = labels(plan, prefix, values) if values else prefix
+            if raw is not last_raw:  # readers hand over one object for the same bounds
+                bounds = known.get(raw, _MISSING)
+                if bounds is _MISSING:
+                    bounds = self._bounds_of(raw)
+                last_raw = raw
+                size = 2 * len(bounds) + 6 if bounds is not None else 0
+            sum_text = format_float(total)
+            if lbl and size and len(counts) * 2 + 4 == size and min(counts) >= 0:
+                # The common case, hist_args inlined: per-bucket counts as sent.
+                args = [lbl] * size
+                args[1:size - 4:2] = accumulate(counts)
+                args[size - 3] = sum_text
+                args[size - 1] = args[size - 5]
+                record = (bounds, tuple(args))
             else:
-                bounds, cum = (), [count]
-            if cum is None:
-                self.rejected += 1
-                continue
-            record = (bounds, hist_args(lbl, cum, format_float(total)))
+                if not counts:
+                    cum: Optional[List[int]] = [count]
+                    record_bounds: Any = ()
+                else:
+                    record_bounds = bounds
+                    cum = None if bounds is None else cumulative_counts(counts, len(bounds), count)
+                if cum is None:
+                    self.rejected += 1
+                    continue
+                record = (record_bounds, hist_args(lbl, cum, sum_text))
             if not gauge and lbl in out:
                 record = merge(HISTOGRAM, lbl, out[lbl], record)
             out[lbl] = record
