@@ -79,12 +79,12 @@ class MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: 
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
                 try:
                     export = _lean.export(request)
-                except BadRequest as exc:
+                    if export.node is not None:
+                        node, sender = export.node, None
+                    sender = self._sink.ingest_metrics(node, export, sender)
+                except BadRequest as exc:  # a sub-message that does not parse
                     logger.warning("metrics stream: %s", exc)
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-                if export.node is not None:
-                    node, sender = export.node, None
-                sender = self._sink.ingest_metrics(node, export, sender)
         except grpc.RpcError as error:
             _stream_error("metrics", error)
         return

@@ -136,17 +136,15 @@ class Handler(BaseHTTPRequestHandler):
             if route == "/v1/metrics":
                 export = (_json.parse_binary_metrics(body) if binary
                           else _json.parse_metrics(body))
+                app.ingest_metrics(export.node, export)  # reads the series: BadRequest too
             else:
                 request = (_json.parse_binary(body, _json.TraceRequest) if binary
                            else _json.parse_trace(body))
+                app.ingest_spans(request.node if request.HasField("node") else None, request)
         except BadRequest as exc:
             logger.warning("%s: POST %s refused: %s", self.address_string(), route, exc)
             self._error(400, str(exc))
             return
-        if route == "/v1/metrics":
-            app.ingest_metrics(export.node, export)
-        else:
-            app.ingest_spans(request.node if request.HasField("node") else None, request)
         self._send(200, b"{}")
 
     def do_GET(self) -> None:

@@ -18,7 +18,7 @@ whole request invalid, as parsing it with the real classes would have.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
 
@@ -166,50 +166,68 @@ def _summary(raw: bytes) -> Summary:
                    tuple((p.percentile / 100.0, p.value) for p in s.snapshot.percentile_values))
 
 
-def read(request: Any) -> List[Metric]:
-    """The metrics of a lean request in the store's form; BadRequest if invalid."""
+class _Series:
+    """The series of one lean metric, read while they are iterated (again on every
+    iteration): the store takes them one by one, so no list of the whole request
+    is built and outlives it (which would cost the garbage collector ~15%)."""
+
+    __slots__ = ("_timeseries",)
+
+    def __init__(self, timeseries: Any) -> None:
+        self._timeseries = timeseries
+
+    def __len__(self) -> int:
+        return len(self._timeseries)
+
+    def __iter__(self) -> Iterator[Series]:
+        return _read_series(self._timeseries)
+
+
+def _read_series(timeseries: Any) -> Iterator[Series]:
     labels_get = _labels.__getitem__
     buckets_get = _buckets.__getitem__
     bounds_get = _bounds.get
-    out: List[Metric] = []
-    for m in request.metrics:
-        series: List[Series] = []
-        append = series.append
-        for ts in m.timeseries:
-            points = ts.points
-            if not points:
-                continue
-            p = points[-1]
-            which = p.WhichOneof("value")
-            value: Any
-            if which == "distribution_value":
-                d = p.distribution_value
-                raw = d.buckets
-                try:
-                    counts = list(map(buckets_get, raw))
-                except KeyError:
-                    counts = _bucket_counts(raw)
-                options = d.bucket_options
-                bounds = bounds_get(options)
-                if bounds is None:
-                    bounds = _bounds_of(options)
-                value = (d.count, d.sum, bounds, counts)
-            elif which == "int64_value":
-                value = p.int64_value
-            elif which == "double_value":
-                value = p.double_value
-            elif which == "summary_value":
-                value = _summary(p.summary_value)
-            else:
-                value = None
-            raw = ts.label_values
+    for ts in timeseries:
+        points = ts.points
+        if not points:
+            continue
+        p = points[-1]
+        which = p.WhichOneof("value")
+        value: Any
+        if which == "distribution_value":
+            d = p.distribution_value
+            raw = d.buckets
             try:
-                values = list(map(labels_get, raw))
+                counts = list(map(buckets_get, raw))
             except KeyError:
-                values = _label_values(raw)
-            append((values, value))
-        out.append((_desc(m.metric_descriptor), series))
-    return out
+                counts = _bucket_counts(raw)
+            options = d.bucket_options
+            bounds = bounds_get(options)
+            if bounds is None:
+                bounds = _bounds_of(options)
+            value = (d.count, d.sum, bounds, counts)
+        elif which == "int64_value":
+            value = p.int64_value
+        elif which == "double_value":
+            value = p.double_value
+        elif which == "summary_value":
+            value = _summary(p.summary_value)
+        else:
+            value = None
+        raw = ts.label_values
+        try:
+            values = list(map(labels_get, raw))
+        except KeyError:
+            values = _label_values(raw)
+        yield values, value
+
+
+def read(request: Any) -> List[Metric]:
+    """The metrics of a lean request in the store's form.
+
+    Descriptors are read now, series when iterated: either can raise BadRequest.
+    """
+    return [(_desc(m.metric_descriptor), _Series(m.timeseries)) for m in request.metrics]
 
 
 def export(request: Any) -> Export:

@@ -4,7 +4,8 @@ The gRPC/protobuf reader (:mod:`._lean`) and the JSON reader (:mod:`._json`)
 both produce it, so the store never touches protobuf messages or JSON dicts:
 
 - a metric is ``(desc, series)``; ``desc`` is ``(name, description, unit,
-  type, label_keys)`` with ``type`` the ``MetricDescriptor.Type`` number;
+  type, label_keys)`` with ``type`` the ``MetricDescriptor.Type`` number,
+  ``series`` a list or a reader that yields them (:class:`SeriesOf`);
 - a series is ``(label_values, value)``, the label values as ``str`` (empty:
   no value) and the value of the series' last point: an ``int`` (int64), a
   ``float`` (double), a histogram ``(count, sum, bounds, bucket_counts)``, a
@@ -13,11 +14,20 @@ both produce it, so the store never touches protobuf messages or JSON dicts:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple
 
 Desc = Tuple[str, str, str, int, Tuple[str, ...]]
 Series = Tuple[Sequence[str], Any]
-Metric = Tuple[Desc, List[Series]]
+Metric = Tuple[Desc, "SeriesOf"]
+
+
+class SeriesOf(Protocol):
+    """The series of one metric: a list, or a reader that reads them as they are
+    iterated (and again at every iteration); reading can raise BadRequest."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Series]: ...
 
 
 class BadRequest(ValueError):

@@ -17,7 +17,7 @@ import time
 from itertools import accumulate
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from ._model import Desc, Metric, Series, Summary, bounded_cache_put
+from ._model import Desc, Metric, SeriesOf, Summary, bounded_cache_put
 from ._text import bounds_ok, format_float, label_name, label_pair, metric_name
 
 logger = logging.getLogger(__name__)
@@ -242,12 +242,12 @@ class Store:
 
     # -- families ----------------------------------------------------------
 
-    def _plan(self, desc: Desc, series: List[Series]) -> Optional[_Plan]:
+    def _plan(self, desc: Desc, series: SeriesOf) -> Optional[_Plan]:
         kind = _KINDS.get(desc[3])
         if kind is None:
-            if not series:
-                return None
-            kind = _inferred(series[0][1])
+            for _, first in series:
+                kind = _inferred(first)
+                break
             if kind is None:
                 return None
         key = (desc[0], kind, desc[4])
@@ -299,7 +299,9 @@ class Store:
     # -- ingest ------------------------------------------------------------
 
     def ingest(self, sender: Sender, metrics: Iterable[Metric]) -> int:
-        """Store the metrics of one export; returns the number of series taken."""
+        """Store the metrics of one export; returns the number of series taken.
+
+        All or nothing: when reading a series raises (BadRequest), nothing is stored."""
         updates: List[Tuple[_Plan, Dict[bytes, Record]]] = []
         taken = 0
         for desc, timeseries in metrics:
@@ -351,7 +353,7 @@ class Store:
         return checked
 
     def _histograms(self, plan: _Plan, prefix: bytes,
-                    timeseries: List[Series]) -> Dict[bytes, Record]:
+                    timeseries: SeriesOf) -> Dict[bytes, Record]:
         out: Dict[bytes, Record] = {}
         known = self._bounds
         labels = self._labels
@@ -396,7 +398,7 @@ class Store:
         return out
 
     def _scalars(self, plan: _Plan, prefix: bytes,
-                 timeseries: List[Series]) -> Dict[bytes, Record]:
+                 timeseries: SeriesOf) -> Dict[bytes, Record]:
         out: Dict[bytes, Record] = {}
         gauge = plan.gauge
         for values, value in timeseries:
@@ -411,7 +413,7 @@ class Store:
         return out
 
     def _summaries(self, plan: _Plan, prefix: bytes,
-                   timeseries: List[Series]) -> Dict[bytes, Record]:
+                   timeseries: SeriesOf) -> Dict[bytes, Record]:
         out: Dict[bytes, Record] = {}
         for values, value in timeseries:
             if type(value) is not Summary:
