@@ -332,7 +332,13 @@ def test_close_flushes_is_idempotent_and_stops(receiver: Receiver) -> None:
     assert e not in ocagent._live
 
 
-def test_a_child_process_that_just_exits_delivers_every_value(receiver: Receiver) -> None:
+def test_a_child_process_that_just_exits_delivers_every_value() -> None:
+    # The project's agent: on Pythons that start no thread at exit (3.12.0,
+    # 3.12.1) the last export goes over its HTTP port instead of gRPC.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gotools_compat.agent import Agent
+
     n = 37
     script = textwrap.dedent("""
         import sys
@@ -345,13 +351,18 @@ def test_a_child_process_that_just_exits_delivers_every_value(receiver: Receiver
         for i in range(int(sys.argv[2])):
             m.record(None, float(i))
     """)
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", script, "127.0.0.1:%d" % receiver.port, str(n)],
-        capture_output=True, text=True, timeout=60, cwd=str(ROOT))
-    assert (done.returncode, done.stderr) == (0, "")
-    assert [p.int64_value for p in receiver.latest("atexit_count").values()] == [n]
-    dist = list(receiver.latest("atexit_hist").values())[0].distribution_value
-    assert [b.count for b in dist.buckets] == [2, 9, n - 11]
+    with Agent("127.0.0.1:0", None, namespace="", const_labels={}) as agent:
+        done = subprocess.run(
+            [sys.executable, "-W", "error", "-c", script, "127.0.0.1:%d" % agent.port, str(n)],
+            capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+        assert (done.returncode, done.stderr) == (0, "")
+        samples = {(s.name, s.labels.get("le")): s.value
+                   for family in text_string_to_metric_families(agent.metrics_text().decode())
+                   for s in family.samples if family.name.startswith("atexit_")}
+    assert samples[("atexit_count_total", None)] == n
+    assert [samples[("atexit_hist_bucket", le)] for le in ("1", "10", "+Inf")] == [
+        2, 11, n]
+    assert samples[("atexit_hist_count", None)] == n
 
 
 # E6: TLS and headers.
@@ -430,7 +441,9 @@ def test_an_export_over_4_mib_is_split_and_complete(receiver: Receiver) -> None:
         for i in range(int(sys.argv[2])):
             m.record(event.label(event.background(), key.of("%s%05d" % (pad, i))), 1)
         e = ocagent.connect(ocagent.Config(address=sys.argv[1], rate=3600))
-        sys.exit(0 if e.flush(timeout=30) else 3)
+        ok = e.flush(timeout=30)
+        e.close()
+        sys.exit(0 if ok else 3)
     """)
     done = subprocess.run(
         [sys.executable, "-W", "error", "-c", script, "127.0.0.1:%d" % receiver.port, str(n)],
@@ -494,3 +507,27 @@ def test_a_forked_child_exports_its_own_values_under_its_own_pid(receiver: Recei
               if r.node.identifier.pid != child][0]
     assert [p.int64_value for p in receiver.latest("fork_count", pid=child).values()] == [3]
     assert [p.int64_value for p in receiver.latest("fork_count", pid=parent).values()] == [6]
+
+
+def test_where_no_thread_starts_at_exit_the_last_export_goes_over_http(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # What Python 3.12.0 and 3.12.1 do at exit, on every Python: the exit
+    # hook's close posts the same protobuf bodies to the agent's HTTP port.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gotools_compat._oc import ocagent_transport
+    from gotools_compat.agent import Agent
+
+    m = stats.Int64("exit_http_m_%d" % os.getpid(), "", "1")
+    name = metric.Scalar("exit_http_count_%d" % os.getpid()).count_int64(m)
+    with Agent("127.0.0.1:0", None, namespace="", const_labels={}) as agent:
+        e = ocagent.connect(ocagent.Config(address="127.0.0.1:%d" % agent.port, rate=3600))
+        assert e is not None
+        for _ in range(4):
+            m.record(None, 1)
+        monkeypatch.setattr(ocagent_transport, "threads_can_start", lambda: False)
+        e._close_at_exit()
+        assert e.closed
+        text = agent.metrics_text().decode()
+    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert values[name + "_total"] == 4

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import collections
 import datetime
+import http.client
 import logging
+import ssl
+import threading
 import time
 import warnings
 from typing import (Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence,
@@ -175,6 +178,52 @@ class Streams:
             code = e.code() if hasattr(e, "code") else None
             details = e.details() if hasattr(e, "details") else str(e)
             raise SendError("%s: %s" % (getattr(code, "name", code), details)) from None
+
+
+def threads_can_start() -> bool:
+    """False at interpreter exit on the Pythons that then refuse new threads.
+
+    CPython 3.12.0 and 3.12.1 refuse them even in exit hooks, and every gRPC
+    call on an idle channel starts one (a fixed bug from 3.12.2 on).
+    """
+    try:
+        thread = threading.Thread(target=lambda: None, name="gotools-probe")
+        thread.start()
+    except RuntimeError:
+        return False
+    thread.join()
+    return True
+
+
+def post(target: str, tls: bool, ca_file: Optional[str], metadata: Metadata, path: str,
+         bodies: Sequence[bytes], timeout: float) -> None:
+    """The same request bodies over HTTP/1.1, on the calling thread.
+
+    ``POST /v1/metrics`` and ``/v1/trace`` with binary protobuf, as
+    gotools-agent takes them on its one port: the exit path for when gRPC
+    cannot start its threads (see :func:`threads_can_start`).
+    """
+    host, _, port = target.rpartition(":")
+    host = host.strip("[]")
+    conn: http.client.HTTPConnection
+    if tls:
+        context = ssl.create_default_context(cafile=ca_file)
+        conn = http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    headers = dict(metadata)
+    headers["Content-Type"] = "application/x-protobuf"
+    try:
+        for body in bodies:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise SendError("HTTP %d from POST %s" % (response.status, path))
+    except (OSError, http.client.HTTPException) as e:
+        raise SendError("POST %s: %s" % (path, e)) from None
+    finally:
+        conn.close()
 
 
 class RpcHandler:

@@ -1,8 +1,9 @@
 """Exporters that run on a thread of their own: their lifetime and forks.
 
 An exporter lives until it is closed, not until its caller drops it (E3):
-the set holds it strongly.  At interpreter exit each one still open is
-closed (a final flush, E4).  Across ``os.fork()`` no export may be in flight
+the set holds it strongly.  At interpreter exit, after the app's own threads
+have ended, each one still open is closed (a final flush, E4).  Across
+``os.fork()`` no export may be in flight
 (the exporter's ``_send_lock`` is held), and in the child each exporter
 restarts its own thread under the child's pid (``_after_fork_in_child``).
 The rows themselves are reset in the child by the core: see

@@ -242,6 +242,39 @@ class Exporter:
             self._channel_closed = True
             self._channel.close()
 
+    def _close_at_exit(self) -> None:
+        """close(), or where the interpreter starts no thread at exit, its HTTP form.
+
+        On Python 3.12.0 and 3.12.1 no thread starts at exit, gRPC cannot make
+        a call, and closing its channel then hangs; the last export goes as
+        binary protobuf over HTTP/1.1 to the agent's ``/v1/metrics`` and
+        ``/v1/trace`` instead (gotools-agent takes both on its one port), from
+        this thread, and the channel is left to the operating system.
+        """
+        if transport.threads_can_start():
+            self.close()
+            return
+        with self._cond:
+            if self._closing or self._closed:
+                return
+            self._closing = self._closed = True
+            self._cond.notify_all()
+        _live.discard(self)
+        config = self.config
+        with self._send_lock:
+            self._channel_closed = True  # the exporter thread sends nothing more
+            metrics = self._collect()
+            spans = transport.take_all(self._spans)
+        try:
+            transport.post(self._target, self._tls, config.ca_file, self._metadata,
+                           "/v1/metrics", metrics, config.timeout)
+            if spans:
+                transport.post(self._target, self._tls, config.ca_file, self._metadata,
+                               "/v1/trace", transport.span_requests(spans, self._first),
+                               config.timeout)
+        except transport.SendError as e:
+            log.warning("the last export to %s, at exit, failed: %s", config.address, e)
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -373,7 +406,7 @@ SendError = transport.SendError
 
 # Live exporters, held strongly: an exporter lives until closed (E3), is
 # closed at exit (E4) and restarts in a forked child.
-_live: LiveSet[Exporter] = LiveSet(lambda exporter: exporter.close())
+_live: LiveSet[Exporter] = LiveSet(lambda exporter: exporter._close_at_exit())
 
 
 __all__ = ["Config", "Exporter", "SendError", "DEFAULT_ADDRESS", "discover", "connect"]
