@@ -86,7 +86,8 @@ def test_help_documents_every_option() -> None:
     for option in ("--listen", "--prometheus", "--namespace", "--const-label",
                    "--no-const-labels", "--no-target-labels", "--expire",
                    "--max-message-bytes", "--max-spans", "--zipkin", "--config",
-                   "--log-level", "GOTOOLS_AGENT_LISTEN"):
+                   "--log-level", "GOTOOLS_AGENT_LISTEN", "--otlp", "GOTOOLS_AGENT_OTLP",
+                   "gotools_compat[otel]"):
         assert option in out
 
 
@@ -113,6 +114,16 @@ def test_options_over_environment_over_config_file(tmp_path: Path) -> None:
     assert s["expire"] == 30.0
     assert s["const_labels"] == {"b": "2", "c": "x=y"}
     assert settings(["--no-const-labels"], environ={})["const_labels"] == {}
+
+
+def test_otlp_from_option_or_environment_and_checked() -> None:
+    env = {"GOTOOLS_AGENT_OTLP": "http://127.0.0.1:1"}
+    assert settings([], environ={})["otlp"] == ""
+    assert settings([], environ=env)["otlp"] == "http://127.0.0.1:1"
+    assert settings(["--otlp", "http://127.0.0.1:4318"], environ=env)["otlp"] == \
+        "http://127.0.0.1:4318"
+    with pytest.raises(ValueError, match="expected a URL"):
+        settings(["--otlp", "127.0.0.1:4318"], environ={})
 
 
 def test_bad_settings_exit_2_with_a_message() -> None:

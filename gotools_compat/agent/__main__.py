@@ -16,6 +16,7 @@ import threading
 from typing import Any, Dict, List, Optional, Sequence
 
 from ._agent import DEFAULT_LISTEN, DEFAULT_PROMETHEUS, Agent, parse_address
+from ._otlp import metrics_url
 
 logger = logging.getLogger("gotools_compat.agent")
 
@@ -49,6 +50,7 @@ config file (TOML, same names with underscores):
   const_labels = { vendor = "otc" }
   target_labels = true
   expire = 300.0
+  otlp = "http://127.0.0.1:4318"     # forward as OTLP/HTTP; needs gotools_compat[otel]
 """
 
 
@@ -153,6 +155,8 @@ def settings(argv: Optional[Sequence[str]] = None,
     parse_address(str(result["listen"]))
     if result["prometheus"]:
         parse_address(str(result["prometheus"]))
+    if result["otlp"]:
+        metrics_url(str(result["otlp"]))
     return result
 
 
