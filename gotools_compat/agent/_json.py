@@ -4,9 +4,10 @@
 bodies are therefore read with ``json.loads`` and the common shapes (what Go's
 x/tools exporter and grpc-gateway clients send, in either field spelling) go
 straight from the decoded dicts into the store's form (:mod:`._model`),
-without protobuf messages; anything unusual (summaries, exemplars, values as
-strings like "NaN", unknown fields) goes through ``json_format.ParseDict``,
-which also produces the error message for a 400.  The opencensus-proto
+without protobuf messages (bucket exemplars are not read: the store has no
+use for them); anything unusual (summaries, values as strings like "NaN",
+unknown fields) goes through ``json_format.ParseDict``, which also produces
+the error message for a 400.  The opencensus-proto
 request is only built when someone asks for it (OTLP forwarding):
 :func:`_fast_request` builds it from the same dicts.
 """
@@ -183,39 +184,41 @@ def _fast_metric_form(m: Any) -> Metric:
     if not isinstance(m, dict) or not m.keys() <= _METRIC_KEYS:
         raise _Unusual()
     series: List[Series] = []
-    bounds_memo: List[Any] = [None, ()]  # the last bounds list and its tuple
+    memo: List[Any] = [None, ()]  # the last bounds list seen and its tuple
+    stamps = _stamps
     for ts in m.get("timeseries") or ():
         if not ts.keys() <= _SERIES_KEYS:
             raise _Unusual()
-        start = _get(ts, "start_timestamp", "startTimestamp")
-        if start is not None:
+        start = _get(ts, "startTimestamp", "start_timestamp")
+        if start is not None and start not in stamps:
             _check_stamp(start)
+        labels = ts.get("labelValues") or ts.get("label_values")
         values: List[str] = []
-        for v in _get(ts, "label_values", "labelValues") or ():
+        for v in labels or ():
             if not v.keys() <= _LABEL_KEYS:
                 raise _Unusual()
             value = v.get("value", "")
             if type(value) is not str:
                 raise _Unusual()
             values.append(value)
-        points = ts.get("points") or ()
+        points = ts.get("points")
         if not points:
             continue
         for p in points:
-            value = _point(p, bounds_memo)
+            value = _point(p, memo)
         series.append((values, value))
     return (_desc(_get(m, "metric_descriptor", "metricDescriptor")), series)
 
 
-def _point(p: Any, bounds_memo: List[Any]) -> Any:
+def _point(p: Any, memo: List[Any]) -> Any:
     if not p.keys() <= _POINT_KEYS:
         raise _Unusual()
     stamp = p.get("timestamp")
-    if stamp is not None:
+    if stamp is not None and stamp not in _stamps:
         _check_stamp(stamp)
-    d = _get(p, "distribution_value", "distributionValue")
+    d = p.get("distributionValue") or p.get("distribution_value")
     if d is not None:
-        return _distribution(d, bounds_memo)
+        return _distribution(d, memo)
     value = _get(p, "int64_value", "int64Value")
     if value is not None:
         return _int(value)
@@ -225,37 +228,29 @@ def _point(p: Any, bounds_memo: List[Any]) -> Any:
     raise _Unusual()
 
 
-def _distribution(d: Any, bounds_memo: List[Any]) -> Tuple[int, float, Tuple[float, ...],
-                                                            List[int]]:
+def _distribution(d: Any, memo: List[Any]) -> Tuple[int, float, Tuple[float, ...], List[int]]:
     if not d.keys() <= _DIST_KEYS:
         raise _Unusual()
     bounds: Tuple[float, ...] = ()
-    raw = _get(d, "bucket_options", "bucketOptions")
-    if raw is not None:
-        if not raw.keys() <= {"explicit"}:
+    options = d.get("bucketOptions") or d.get("bucket_options")
+    if options is not None:
+        if not options.keys() <= {"explicit"}:
             raise _Unusual()
-        listed = (raw.get("explicit") or {}).get("bounds") or []
-        if listed == bounds_memo[0]:
-            bounds = bounds_memo[1]
+        listed = (options.get("explicit") or {}).get("bounds") or []
+        if listed == memo[0]:
+            bounds = memo[1]
         else:
             bounds = tuple([_float(b) for b in listed])
-            bounds_memo[:] = [listed, bounds]
+            memo[:] = [listed, bounds]
     _float(_get(d, "sum_of_squared_deviation", "sumOfSquaredDeviation") or 0.0)
-    ints = _ints
-    counts = []
-    for b in d.get("buckets") or ():
-        n = len(b)
-        if n == 1:
-            c = b["count"]  # KeyError (exemplars only): json_format takes over
-        elif n:
-            raise _Unusual()  # exemplars
-        else:
-            c = 0
-        if type(c) is not int:
-            c = ints.get(c) if type(c) is str else None
-            if c is None:
-                c = _int(b["count"])
-        counts.append(c)
+    buckets = d.get("buckets") or ()
+    # Buckets are {"count": "<int64>"} or {} (a zero count left out); their
+    # exemplars are not read, the store has no use for them.
+    try:
+        ints = _ints  # int64 strings seen before
+        counts = [ints[b["count"]] if b else 0 for b in buckets]
+    except (KeyError, TypeError):
+        counts = [_int(b.get("count", 0)) for b in buckets]
     return (_int(d.get("count", 0)), _float(d.get("sum", 0.0)), bounds, counts)
 
 

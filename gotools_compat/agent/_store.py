@@ -7,6 +7,9 @@ string (UTF-8 bytes, const and target labels included), and a histogram's
 record is ``(bounds, args)`` where ``args`` is the tuple its text template is
 formatted with.  That makes a scrape one ``%`` per series and the key a
 guarantee that no series appears twice.
+
+The store takes metrics in the plain form of :mod:`._model`, whichever wire
+they came over; it never sees protobuf messages or JSON.
 """
 
 from __future__ import annotations
