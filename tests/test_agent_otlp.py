@@ -229,3 +229,25 @@ def test_missing_otel_packages_are_a_clear_error(monkeypatch: pytest.MonkeyPatch
     assert main(["--listen", "127.0.0.1:0", "--prometheus", "",
                  "--otlp", "http://127.0.0.1:4318"]) == 2
     assert "pip install 'gotools_compat[otel]'" in capsys.readouterr().err
+
+
+def test_series_without_label_values_sum_and_gauges_keep_last_as_on_metrics(
+        receiver: Receiver) -> None:
+    def metric(name: str, kind: int, values: List[Any]) -> Any:
+        key = "int64_value" if isinstance(values[0], int) else "double_value"
+        return metrics_pb2.Metric(metric_descriptor=MD(name=name, type=kind),
+                                  timeseries=[{"points": [{key: v}]} for v in values])
+
+    agent = forwarding(receiver)
+    try:
+        send_grpc(agent.port, [Request(metrics=[
+            metric("c", MD.CUMULATIVE_DOUBLE, [1.5, 2.0]),
+            metric("g", MD.GAUGE_INT64, [1, -5]),
+            metric("u", MD.UNSPECIFIED, [3, 4])])])  # inferred: a gauge, like the store
+        _, counter = arrived(receiver, "c")
+    finally:
+        agent.stop()
+    request = receiver.requests[-1]
+    assert [p.as_double for p in counter.sum.data_points] == [3.5]
+    assert [p.as_int for p in find_metric(request, "g")[1].gauge.data_points] == [-5]
+    assert [p.as_int for p in find_metric(request, "u")[1].gauge.data_points] == [4]

@@ -94,11 +94,10 @@ _GAUGES = (1, 2, 3)  # MetricDescriptor.Type GAUGE_*
 
 def _combined(kind: int, old: Any, new: Any) -> Any:
     """Two series of one label set in one metric, as one: the sum (gauges: the newer)."""
-    if kind in _GAUGES:
-        return new
     a, b = old.points[-1], new.points[-1]
     which = a.WhichOneof("value")
-    if which != b.WhichOneof("value"):
+    if kind in _GAUGES or which != b.WhichOneof("value") or (
+            kind == 0 and which != "distribution_value"):  # UNSPECIFIED: as the store infers
         return new
     out = metrics_pb2.TimeSeries()
     out.CopyFrom(new)
