@@ -251,3 +251,27 @@ def test_series_without_label_values_sum_and_gauges_keep_last_as_on_metrics(
     assert [p.as_double for p in counter.sum.data_points] == [3.5]
     assert [p.as_int for p in find_metric(request, "g")[1].gauge.data_points] == [-5]
     assert [p.as_int for p in find_metric(request, "u")[1].gauge.data_points] == [4]
+
+
+def test_pending_series_are_bounded_and_the_rest_counted(receiver: Receiver) -> None:
+    from gotools_compat.agent import _lean
+    from gotools_compat.agent._otlp import Forwarder
+
+    receiver.fail_status = 503
+    forwarder = Forwarder("http://127.0.0.1:%d" % receiver.port, timeout=0.5, max_series=2)
+    forwarder.start()
+    try:
+        request = Request(metrics=[metrics_pb2.Metric(
+            metric_descriptor=MD(name="n", type=MD.GAUGE_INT64, label_keys=[{"key": "k"}]),
+            timeseries=[{"label_values": [{"value": v, "has_value": True}],
+                         "points": [{"int64_value": i}]} for i, v in enumerate("abc")])])
+        forwarder.submit(("svc", "h", 1), None, _lean.from_proto(request))
+        receiver.wait_for_failures(1)
+        counts = {f.name: items[0][1] for f, items in forwarder.families()}
+    finally:
+        forwarder.stop(grace=5.0)  # returns once the last attempt is over
+    assert counts["gotools_agent_otlp_pending_series"] == 2
+    assert counts["gotools_agent_otlp_dropped_series"] == 1
+    # The stop could not send the two pending ones either: counted too.
+    assert {f.name: items[0][1] for f, items in forwarder.families()}[
+        "gotools_agent_otlp_dropped_series"] == 3

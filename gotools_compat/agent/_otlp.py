@@ -161,6 +161,10 @@ class Forwarder:
             self._queue.append((sender, node, export))
             self._cond.notify()
 
+    def _drop(self, count: int) -> None:
+        with self._cond:  # submit() counts under this lock too
+            self.dropped += count
+
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
@@ -206,7 +210,7 @@ class Forwarder:
                     if stopping:
                         logger.warning("OTLP: %d series could not be sent before the stop",
                                        self._pending_count)
-                        self.dropped += self._pending_count
+                        self._drop(self._pending_count)
             if stopping:
                 return
 
@@ -243,7 +247,7 @@ class Forwarder:
             for key, ts in fresh.items():
                 if key not in series:
                     if self._pending_count >= self._max_series:
-                        self.dropped += 1
+                        self._drop(1)
                         continue
                     self._pending_count += 1
                 series[key] = ts
