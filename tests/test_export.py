@@ -103,3 +103,18 @@ def test_an_ocagent_exporter_is_an_exporter() -> None:
     from gotools_compat.export import ocagent
 
     assert issubclass(ocagent.Exporter, export.Exporter)
+
+
+def test_a_new_failing_exporter_is_logged_even_where_an_old_ones_id_is_reused(
+        caplog: pytest.LogCaptureFixture) -> None:
+    ids = set()
+    with caplog.at_level(logging.ERROR, logger="gotools_compat.export"):
+        for _ in range(5):
+            export.set_exporter(None)  # the last Broken is freed: the next may get its id
+            broken = Broken()
+            ids.add(id(broken))
+            export.set_exporter(broken)
+            del broken
+            export.process_event(event.background(), Event(export.LOG, AT, "x"))
+    export.set_exporter(None)
+    assert len([r for r in caplog.records if "broken" in str(r.exc_info)]) == 5

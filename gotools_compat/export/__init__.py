@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import IO, Any, List, Optional, Protocol, Tuple, runtime_checkable
+from typing import IO, Any, Dict, Optional, Protocol, Tuple, runtime_checkable
 
 from gotools_compat import _span
 from gotools_compat.event import END_SPAN, LABEL, LOG, START_SPAN, Context, Event, get_span
@@ -72,7 +72,9 @@ class _LogErrors:
 
 _DEFAULT = _LogErrors()
 _exporter: Optional[Exporter] = _DEFAULT
-_failed: List[int] = []
+# Exporters whose failure was logged.  Held, not just their ids: an id is
+# reused once its object is gone, and a new exporter must get its log line.
+_failed: Dict[int, object] = {}
 _failed_lock = threading.Lock()
 
 
@@ -94,7 +96,7 @@ def _report(e: Any) -> None:
     with _failed_lock:
         if id(e) in _failed:
             return
-        _failed.append(id(e))
+        _failed[id(e)] = e
     log.exception("exporter %r failed; its later failures are not logged", e)
 
 
