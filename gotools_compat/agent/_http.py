@@ -18,6 +18,9 @@ from ._render import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, wants_openmetr
 
 logger = logging.getLogger(__name__)
 
+# A refused body up to this size is read away before the 413 (see _discard).
+_DISCARD_MAX = 64 * 1024 * 1024
+
 
 class App(Protocol):
     """What the handler needs from the agent."""
@@ -91,6 +94,7 @@ class Handler(BaseHTTPRequestHandler):
         if length > limit:
             logger.warning("%s: request of %d bytes refused (limit %d bytes)",
                            self.address_string(), length, limit)
+            self._discard(length)
             self._error(413, "request body of %d bytes exceeds the limit of %d bytes "
                         "(--max-message-bytes)" % (length, limit), close=True)
             return None
@@ -99,6 +103,19 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return None  # the client went away mid-body
         return body
+
+    def _discard(self, length: int) -> None:
+        """Read away a refused body, up to _DISCARD_MAX bytes.
+
+        Closing a connection with unread input makes the kernel reset it, and
+        the client then may lose our 413 before it reads it.
+        """
+        left = min(length, _DISCARD_MAX)
+        while left > 0:
+            chunk = self.rfile.read(min(left, 65536))
+            if not chunk:
+                return
+            left -= len(chunk)
 
     def _chunked(self, limit: int) -> Optional[bytes]:
         parts: List[bytes] = []
