@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import time
 import random
 import statistics
 from typing import Any, List
@@ -399,3 +400,37 @@ def test_a_forked_child_starts_from_zero_and_the_parent_keeps_its_rows() -> None
         "child [3] [1, 0] 3 3 True True",
         "parent [25] [1, 1]",
     ]
+
+
+def test_records_wait_only_past_the_buffer_limit_while_another_thread_folds() -> None:
+    import threading
+
+    from gotools_compat._oc import aggregation as agg
+    m = stats.Float64(unique("m"))
+    name = metric.HistogramFloat64(unique("h"), "", buckets=[1]).record(m)
+    m.record(None, 0.5)  # makes the row
+    recorder = metric._metrics[name].recorder
+    [row] = recorder.rows.values()
+    done = threading.Event()
+
+    def record_many() -> None:
+        for _ in range(agg.DRAIN_LIMIT + 500):
+            m.record(None, 2.0)
+        done.set()
+
+    with recorder.lock:  # as a reader or another thread's fold would
+        writer = threading.Thread(target=record_many)
+        writer.start()
+        deadline = time.monotonic() + 30
+        while len(row.buf) < agg.DRAIN_LIMIT and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Past the DRAIN_AT mark the writer kept going without the lock ...
+        assert len(row.buf) >= agg.DRAIN_LIMIT
+        time.sleep(0.05)
+        # ... and at the limit it waits for the lock instead of growing the buffer.
+        assert not done.is_set()
+        assert len(row.buf) == agg.DRAIN_LIMIT
+    writer.join(30)
+    assert done.is_set()
+    [hist] = data(name).rows
+    assert hist.counts == [1, agg.DRAIN_LIMIT + 500]  # type: ignore[union-attr]
