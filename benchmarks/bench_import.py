@@ -27,7 +27,7 @@ def main() -> None:
     import_time("gotools_compat.metric")  # writes the bytecode cache
     ratios = []
     ours_t, peer_t = [], []
-    for _ in range(9):
+    for _ in range(21):
         o = import_time("gotools_compat.metric")
         p = import_time("opencensus.stats.stats")
         ours_t.append(o)

@@ -23,8 +23,6 @@ import logging
 from typing import (TYPE_CHECKING, Any, Dict, Generic, Iterable, List, Optional, Tuple, TypeVar,
                     Union)
 
-if TYPE_CHECKING:
-    from gotools_compat._span import Span
 
 logger = logging.getLogger(__name__)
 
@@ -343,24 +341,43 @@ def query(ctx: Optional[Context], *keys: Key[Any]) -> List[Tag]:
     return [Tag(key, values.get(key)) for key in keys]
 
 
-# Spans and log events live in their own module; they are part of this one's API.
-from gotools_compat._span import (  # noqa: E402  (they build on the names above)
-    END_SPAN,
-    LABEL,
-    LOG,
-    MAX_EVENTS,
-    START_SPAN,
-    Event,
-    Span,
-    detach,
-    error,
-    get_span,
-    log,
-    print,
-    set_sampler,
-    span,
-    start_span,
-)
+# Spans and log events live in their own module and are part of this one's
+# API.  They load on first use, so code that only records metrics never pays
+# for them (the span code imports random, os and more).
+_SPAN_NAMES = frozenset({
+    "END_SPAN", "LABEL", "LOG", "MAX_EVENTS", "START_SPAN", "Event", "Span", "detach", "error",
+    "get_span", "log", "print", "set_sampler", "span", "start_span",
+})
+
+if TYPE_CHECKING:
+    from gotools_compat._span import (
+        END_SPAN,
+        LABEL,
+        LOG,
+        MAX_EVENTS,
+        START_SPAN,
+        Event,
+        Span,
+        detach,
+        error,
+        get_span,
+        log,
+        print,
+        set_sampler,
+        span,
+        start_span,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SPAN_NAMES:
+        from gotools_compat import _span
+
+        value = getattr(_span, name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
 
 __all__ = [
     "Event", "Span", "LOG", "START_SPAN", "END_SPAN", "LABEL", "MAX_EVENTS", "start_span",

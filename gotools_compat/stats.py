@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
 from gotools_compat import unit as unit_module
 from gotools_compat.event import Context
@@ -42,8 +42,9 @@ log = logging.getLogger(__name__)
 _INT64_MIN = -(2 ** 63)
 _INT64_MAX = 2 ** 63 - 1
 
-Subscriber = Callable[[Optional[Context], Any], None]
-M = TypeVar("M", bound="_Measure")
+if TYPE_CHECKING:  # annotations only: no typing work at import
+    Subscriber = Callable[[Optional[Context], Any], None]
+    M = TypeVar("M", bound="_Measure")
 
 _registry: Dict[str, "_Measure"] = {}
 _registry_lock = threading.Lock()
