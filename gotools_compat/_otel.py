@@ -30,21 +30,36 @@ with the overflow bucket last, count, sum, and min/max where known
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
 import socket
 import sys
 import warnings
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union, cast
+from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union,
+                    cast)
 
-with warnings.catch_warnings():
-    # Old protobuf/googleapis releases warn on import on old Pythons; that is
-    # theirs, and no reason to fail an app that runs with -W error.
-    warnings.filterwarnings("ignore", category=DeprecationWarning,
-                            module=r"(google|opentelemetry)(\.|$)")
-    warnings.filterwarnings("ignore", category=FutureWarning,
-                            module=r"(google|opentelemetry)(\.|$)")
+from gotools_compat import __version__
+from gotools_compat._oc import views
+
+
+@contextlib.contextmanager
+def quiet_imports() -> Iterator[None]:
+    """Import OpenTelemetry modules without their import-time warnings.
+
+    Old protobuf/googleapis releases warn on import on old Pythons; that is
+    theirs, and no reason to fail an app that runs with -W error.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                module=r"(google|opentelemetry)(\.|$)")
+        warnings.filterwarnings("ignore", category=FutureWarning,
+                                module=r"(google|opentelemetry)(\.|$)")
+        yield
+
+
+with quiet_imports():
     from opentelemetry.sdk.metrics.export import (AggregationTemporality, Gauge, Histogram,
                                                   HistogramDataPoint,
                                                   NumberDataPoint, ResourceMetrics,
@@ -54,9 +69,6 @@ with warnings.catch_warnings():
     from opentelemetry.sdk.resources import OTELResourceDetector
     from opentelemetry.sdk.resources import Resource as Resource
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
-from gotools_compat import __version__
-from gotools_compat._oc import views
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import itertools
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -41,3 +42,15 @@ def data(name: str) -> metric.MetricData:
 
 def buckets(dist: Any) -> List[int]:
     return [b.count for b in dist.buckets]
+
+
+def http_post(port: int, path: str, body: bytes,
+              content_type: str = "application/json") -> Tuple[int, bytes]:
+    """POST ``body`` to 127.0.0.1:``port``; the status and the response body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gotools_compat._oc import proto
 from gotools_compat.agent import Agent
+from tests.helpers import http_post
 
 proto.install()
 
@@ -43,17 +44,6 @@ def agent() -> Iterator[Agent]:
     a = Agent("127.0.0.1:0", "127.0.0.1:0").start()
     yield a
     a.stop()
-
-
-def post(port: int, path: str, body: bytes,
-         content_type: str = "application/json") -> Tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def scrape(port: int, accept: Optional[str] = None) -> Tuple[str, str]:
@@ -150,14 +140,14 @@ promdemo_started_total{vendor="otc",job="gopls",instance="vm:2411"} 19
 def test_go_fixture_over_http_renders_repaired_cumulative_histograms(agent: Agent) -> None:
     # Go sends one cumulative count per bound and no overflow bucket, and no
     # label values: series are summed, buckets end at _count.
-    assert post(agent.port, "/v1/metrics", GO_METRICS) == (200, b"{}")
+    assert http_post(agent.port, "/v1/metrics", GO_METRICS) == (200, b"{}")
     content_type, text = scrape(agent.prometheus_port or 0)
     assert content_type == "text/plain; version=0.0.4; charset=utf-8"
     assert text == GO_FIXTURE_TEXT
 
 
 def test_go_fixture_parses_back_with_monotonic_buckets(agent: Agent) -> None:
-    post(agent.port, "/v1/metrics", GO_METRICS)
+    http_post(agent.port, "/v1/metrics", GO_METRICS)
     families = {f.name: f for f in text_string_to_metric_families(scrape(agent.port)[1])}
     assert sorted(families) == ["promdemo_received_bytes", "promdemo_sent_bytes",
                                 "promdemo_started"]
@@ -172,7 +162,7 @@ def test_go_fixture_same_over_grpc_and_http(agent: Agent) -> None:
     request = json_format.Parse(GO_METRICS, Request())
     request.node.identifier.pid = 7  # a second process of the same program
     send_grpc(agent.port, [request])
-    post(agent.port, "/v1/metrics", GO_METRICS)
+    http_post(agent.port, "/v1/metrics", GO_METRICS)
     found = samples(scrape(agent.port)[1])
     for instance in ("vm:7", "vm:2411"):
         key = ("promdemo_started_total",
@@ -181,7 +171,7 @@ def test_go_fixture_same_over_grpc_and_http(agent: Agent) -> None:
 
 
 def test_openmetrics_when_asked(agent: Agent) -> None:
-    post(agent.port, "/v1/metrics", GO_METRICS)
+    http_post(agent.port, "/v1/metrics", GO_METRICS)
     content_type, text = scrape(agent.prometheus_port or 0,
                                 "application/openmetrics-text; version=1.0.0")
     assert content_type == "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -273,7 +263,7 @@ def test_promtool_reports_nothing_but_name_lints(agent: Agent, tmp_path: Path) -
         if os.environ.get("CI"):
             pytest.fail("promtool is missing in CI (apt-get install prometheus)")
         pytest.skip("promtool not installed")
-    post(agent.port, "/v1/metrics", GO_METRICS)
+    http_post(agent.port, "/v1/metrics", GO_METRICS)
     send_grpc(agent.port, [_every_kind()])
     text = scrape(agent.port)[1]
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
@@ -370,7 +360,7 @@ def test_invalid_names_are_sanitized_keeping_case(agent: Agent) -> None:
 
 def test_binary_protobuf_over_http(agent: Agent) -> None:
     request = Request(node=node("bin"), metrics=[metric("g", MD.GAUGE_INT64, [], [([], 7)])])
-    status, _ = post(agent.port, "/v1/metrics", request.SerializeToString(),
+    status, _ = http_post(agent.port, "/v1/metrics", request.SerializeToString(),
                      "application/x-protobuf")
     assert status == 200
     assert 'promdemo_g{vendor="otc",job="bin",instance="host:1"} 7\n' in scrape(agent.port)[1]
@@ -497,7 +487,7 @@ def test_unusual_json_goes_through_json_format(agent: Agent) -> None:
          "timeseries": [{"points": [{"doubleValue": "Infinity"}]}]},
         {"metricDescriptor": {"name": "s", "type": "SUMMARY"},
          "timeseries": [{"points": [{"summaryValue": {"count": "2", "sum": 3.0}}]}]}]})
-    assert post(agent.port, "/v1/metrics", body.encode())[0] == 200
+    assert http_post(agent.port, "/v1/metrics", body.encode())[0] == 200
     text = scrape(agent.port)[1]
     assert 'promdemo_g{vendor="otc",job="odd"} +Inf\n' in text
     assert 'promdemo_s_count{vendor="otc",job="odd"} 2\n' in text

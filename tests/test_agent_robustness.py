@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gotools_compat._oc import proto
 from gotools_compat.agent import Agent
+from tests.helpers import http_post
 
 proto.install()
 
@@ -38,20 +39,9 @@ Request = metrics_service_pb2.ExportMetricsServiceRequest
 def agent() -> Iterator[Agent]:
     a = Agent("127.0.0.1:0", None, max_message_bytes=64 * 1024, first_byte_timeout=0.3).start()
     # Another sender's state, which nothing below may disturb.
-    assert post(a.port, "/v1/metrics", GO_METRICS)[0] == 200
+    assert http_post(a.port, "/v1/metrics", GO_METRICS)[0] == 200
     yield a
     a.stop()
-
-
-def post(port: int, path: str, body: bytes,
-         content_type: str = "application/json") -> Tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def get(port: int, path: str) -> Tuple[int, str]:
@@ -117,7 +107,7 @@ def test_http11_requests_on_the_grpc_port(agent: Agent) -> None:
     assert get(agent.port, "/")[0] == 200
     status, body = get(agent.port, "/nope")
     assert status == 404 and json.loads(body) == {"error": "no such page: /nope"}
-    assert post(agent.port, "/v2/metrics", b"{}")[0] == 404
+    assert http_post(agent.port, "/v2/metrics", b"{}")[0] == 404
     still_serving(agent)
 
 
@@ -148,13 +138,13 @@ def test_invalid_protobuf_over_grpc_is_invalid_argument(agent: Agent) -> None:
 def test_invalid_protobuf_and_json_over_http_are_400(
         agent: Agent, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="gotools_compat.agent")
-    status, body = post(agent.port, "/v1/metrics", b"\x0a\xff\xff", "application/x-protobuf")
+    status, body = http_post(agent.port, "/v1/metrics", b"\x0a\xff\xff", "application/x-protobuf")
     assert status == 400 and b"invalid protobuf ExportMetricsServiceRequest" in body
-    status, body = post(agent.port, "/v1/metrics", b'{"metrics": [')
+    status, body = http_post(agent.port, "/v1/metrics", b'{"metrics": [')
     assert status == 400 and json.loads(body)["error"].startswith("invalid JSON")
-    status, body = post(agent.port, "/v1/metrics", b'{"metrics": 5}')
+    status, body = http_post(agent.port, "/v1/metrics", b'{"metrics": 5}')
     assert status == 400 and b"ExportMetricsServiceRequest" in body
-    status, body = post(agent.port, "/v1/trace", b"[1, 2]")
+    status, body = http_post(agent.port, "/v1/trace", b"[1, 2]")
     assert status == 400
     refused = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(refused) == 4 and "refused" in refused[0].getMessage()
@@ -163,7 +153,7 @@ def test_invalid_protobuf_and_json_over_http_are_400(
 
 def test_messages_over_the_limit_are_refused_clearly(agent: Agent) -> None:
     big = request("big", 1, 1, pad=70 * 1024)
-    status, body = post(agent.port, "/v1/metrics", big.SerializeToString(),
+    status, body = http_post(agent.port, "/v1/metrics", big.SerializeToString(),
                         "application/x-protobuf")
     assert status == 413
     assert "exceeds the limit of 65536 bytes" in json.loads(body)["error"]
@@ -189,7 +179,7 @@ def test_twenty_concurrent_clients(agent: Agent) -> None:
             else:
                 for v in (1, 2, i):
                     body = request("c", i, v).SerializeToString()
-                    assert post(agent.port, "/v1/metrics", body, "application/x-protobuf")[0] \
+                    assert http_post(agent.port, "/v1/metrics", body, "application/x-protobuf")[0] \
                         == 200
         except BaseException as exc:  # collected for the main thread
             errors.append(exc)

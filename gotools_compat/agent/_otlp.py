@@ -25,7 +25,6 @@ import collections
 import logging
 import threading
 import time
-import warnings
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from gotools_compat._oc import proto
@@ -50,17 +49,13 @@ def load_otel() -> Tuple[Any, Any, Any, Any]:
     """(_otel, _otel_ocproto, OTLPMetricExporter, MetricExportResult.SUCCESS);
     ImportError with the extra to install."""
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning,
-                                    module=r"(google|opentelemetry)(\.|$)")
-            warnings.filterwarnings("ignore", category=FutureWarning,
-                                    module=r"(google|opentelemetry)(\.|$)")
+        from gotools_compat import _otel, _otel_ocproto
+
+        with _otel.quiet_imports():
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
                 OTLPMetricExporter,
             )
             from opentelemetry.sdk.metrics.export import MetricExportResult
-
-            from gotools_compat import _otel, _otel_ocproto
     except ImportError as exc:
         raise ImportError(MISSING_EXTRA % exc) from None
     return _otel, _otel_ocproto, OTLPMetricExporter, MetricExportResult.SUCCESS
