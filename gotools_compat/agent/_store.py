@@ -340,13 +340,16 @@ class Store:
         if not values:
             return prefix
         parts = [prefix] if prefix else []
+        append = parts.append
         for cache, key, text in zip(plan.caches, plan.keys, values):
             if text:  # an empty value is no label in Prometheus
                 pair = cache.get(text)
-                if pair is None:
+                if pair is None:  # bounded_cache_put inlined: most series are new
                     pair = label_pair(key, text)
-                    bounded_cache_put(cache, text, pair, _VALUE_CACHE_LIMIT)
-                parts.append(pair)
+                    if len(cache) >= _VALUE_CACHE_LIMIT:
+                        cache.clear()
+                    cache[text] = pair
+                append(pair)
         return b",".join(parts)
 
     def _bounds_of(self, raw: Tuple[float, ...]) -> Optional[Tuple[float, ...]]:
@@ -376,7 +379,11 @@ class Store:
                     bounds = self._bounds_of(raw)
                 last_raw = raw
                 size = 2 * len(bounds) + 6 if bounds is not None else 0
-            sum_text = format_float(total)
+            # format_float inlined for the common sum: finite, not integral.
+            if -1e15 < total < 1e15 and not total.is_integer():
+                sum_text = b"%r" % total
+            else:
+                sum_text = format_float(total)
             if lbl and size and len(counts) * 2 + 4 == size and min(counts) >= 0:
                 # The common case, hist_args inlined: per-bucket counts as sent.
                 args = [lbl] * size
