@@ -10,6 +10,7 @@ per-sample path is about 40 times slower on large histograms.
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 from typing import Any, List, Sequence, Tuple
 
 from ._store import COUNTER, GAUGE_HISTOGRAM, HISTOGRAM, SUMMARY, Family, Record
@@ -105,24 +106,35 @@ def _histograms(family: Family, items: List[Tuple[bytes, Any]], openmetrics: boo
     last_bounds: Any = None
     last_labeled = False
     template = b""
+    size = 0
     gauge = family.kind == GAUGE_HISTOGRAM
-    for lbl, (bounds, args) in items:
+    for lbl, (bounds, counts, total) in items:
         # Bounds tuples are interned by the store: an identity test finds the
         # template without hashing thirteen floats per series.
         if bounds is not last_bounds or bool(lbl) is not last_labeled:
             last_bounds, last_labeled = bounds, bool(lbl)
             template = _hist_template(family, bounds, last_labeled, openmetrics)
+            size = 2 * len(bounds) + 6
+        # The template's arguments: cumulative counts, sum and count, each
+        # after the label string when there is one.
+        if lbl:
+            args = [lbl] * size
+            args[1:size - 4:2] = accumulate(counts)
+            args[size - 3] = total
+            args[size - 1] = args[size - 5]
+        else:
+            args = list(accumulate(counts))
+            args += (total, args[-1])
         if openmetrics:
             # OpenMetrics allows no _sum with negative buckets, no negative or
             # NaN _sum of a histogram, and no _count without _sum.
-            total = args[-3] if lbl else args[-2]
             negative = bool(bounds) and bounds[0] < 0
             if (negative and not gauge) or (not negative and total[:1] == b"-") \
                     or total == b"NaN":
                 append(_hist_template(family, bounds, last_labeled, True, False)
-                       % args[:-4 if lbl else -2])
+                       % tuple(args[:-4 if lbl else -2]))
                 continue
-        append(template % args)
+        append(template % tuple(args))
 
 
 def _summaries(family: Family, items: List[Tuple[bytes, Any]], openmetrics: bool,

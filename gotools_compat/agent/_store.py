@@ -3,10 +3,11 @@
 Every export of a cumulative metric carries its current totals, so a series is
 stored as the last value received and replaced by the next one.  Series are
 kept in the shape the renderer needs: the dict key is the finished label
-string (UTF-8 bytes, const and target labels included), and a histogram's
-record is ``(bounds, args)`` where ``args`` is the tuple its text template is
-formatted with.  That makes a scrape one ``%`` per series and the key a
-guarantee that no series appears twice.
+string (UTF-8 bytes, const and target labels included), which makes it a
+guarantee that no series appears twice, and a histogram's record is
+``(bounds, counts, sum_text)``: the per-bucket counts as sent (a tuple, the
+overflow bucket last) and the sum already formatted.  The renderer makes the
+cumulative counts at scrape time, so ingest does no per-bucket work.
 
 The store takes metrics in the plain form of :mod:`._model`, whichever wire
 they came over; it never sees protobuf messages or JSON.
@@ -47,7 +48,7 @@ _VALUE_CACHE_LIMIT = 10_000
 _MISSING: Any = object()
 
 SenderKey = Tuple[str, str, int]
-Record = Any  # int | float | (bounds, args) | (count, sum, quantiles)
+Record = Any  # int | float | (bounds, counts, sum_text) | (count, sum, quantiles)
 
 
 class Family:
@@ -108,25 +109,6 @@ def sender_key(node: Any) -> SenderKey:
     return (node.service_info.name, ident.host_name, ident.pid)
 
 
-def hist_args(lbl: bytes, cum: List[int], sum_text: bytes) -> Tuple[Any, ...]:
-    """The histogram template's arguments: the label string before every line."""
-    n = len(cum)
-    if not lbl:
-        return tuple(cum) + (sum_text, cum[-1])
-    args: List[Any] = [lbl] * (2 * n + 4)
-    args[1:2 * n:2] = cum
-    args[2 * n + 1] = sum_text
-    args[2 * n + 3] = cum[-1]
-    return tuple(args)
-
-
-def hist_values(lbl: bytes, args: Tuple[Any, ...]) -> Tuple[List[int], float]:
-    if not lbl:
-        return list(args[:-2]), float(args[-2])
-    n = (len(args) - 4) // 2
-    return list(args[1:2 * n:2]), float(args[2 * n + 1])
-
-
 def merge(kind: str, lbl: bytes, old: Record, new: Record) -> Record:
     """Two records of one series: the sum, or for gauges the newer one."""
     if kind in (GAUGE, GAUGE_HISTOGRAM):
@@ -136,10 +118,8 @@ def merge(kind: str, lbl: bytes, old: Record, new: Record) -> Record:
     if kind == HISTOGRAM:
         if old[0] != new[0]:
             return new  # different bounds cannot be added
-        cum_a, sum_a = hist_values(lbl, old[1])
-        cum_b, sum_b = hist_values(lbl, new[1])
-        cum = [a + b for a, b in zip(cum_a, cum_b)]
-        return (new[0], hist_args(lbl, cum, format_float(sum_a + sum_b)))
+        counts = tuple([a + b for a, b in zip(old[1], new[1])])
+        return (new[0], counts, format_float(float(old[2]) + float(new[2])))
     return (old[0] + new[0], old[1] + new[1], new[2])  # summary
 
 
@@ -165,6 +145,11 @@ def cumulative_counts(counts: List[int], nbounds: int, count: int) -> Optional[L
         cum.append(max(count, cum[-1]))
         return cum
     return None
+
+
+def per_bucket(cum: List[int]) -> Tuple[int, ...]:
+    """Per-bucket counts of cumulative ones (which never decrease)."""
+    return (cum[0],) + tuple([b - a for a, b in zip(cum, cum[1:])])
 
 
 class Store:
@@ -378,30 +363,28 @@ class Store:
                 if bounds is _MISSING:
                     bounds = self._bounds_of(raw)
                 last_raw = raw
-                size = 2 * len(bounds) + 6 if bounds is not None else 0
+                size = len(bounds) + 1 if bounds is not None else 0
             # format_float inlined for the common sum: finite, not integral.
             if -1e15 < total < 1e15 and not total.is_integer():
                 sum_text = b"%r" % total
             else:
                 sum_text = format_float(total)
-            if lbl and size and len(counts) * 2 + 4 == size and min(counts) >= 0:
-                # The common case, hist_args inlined: per-bucket counts as sent.
-                args = [lbl] * size
-                args[1:size - 4:2] = accumulate(counts)
-                args[size - 3] = sum_text
-                args[size - 1] = args[size - 5]
-                record = (bounds, tuple(args))
+            if size and len(counts) == size and min(counts) >= 0:
+                # The common case: per-bucket counts as sent, copied (a
+                # record is immutable and shares nothing with its reader).
+                record = (bounds, tuple(counts), sum_text)
             else:
                 if not counts:
                     cum: Optional[List[int]] = [count]
                     record_bounds: Any = ()
                 else:
                     record_bounds = bounds
-                    cum = None if bounds is None else cumulative_counts(counts, len(bounds), count)
+                    cum = None if bounds is None else cumulative_counts(
+                        list(counts), len(bounds), count)
                 if cum is None:
                     self.rejected += 1
                     continue
-                record = (record_bounds, hist_args(lbl, cum, sum_text))
+                record = (record_bounds, per_bucket(cum), sum_text)
             if not gauge and lbl in out:
                 record = merge(HISTOGRAM, lbl, out[lbl], record)
             out[lbl] = record
