@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from itertools import accumulate
 from typing import Any, Callable, Tuple
 
 from google.protobuf import json_format
@@ -132,12 +133,10 @@ def prometheus_client_peer(agent: Agent) -> Callable[[], bytes]:
             continue
         f = HistogramMetricFamily(family.name, family.help,
                                   labels=["vendor", "job", "instance", "method", "code"])
-        for lbl, (bounds, args) in items:
+        for lbl, (bounds, counts, total) in items:
             values = [v.split("=", 1)[1].strip('"') for v in lbl.decode().split(",")]
-            n = len(bounds) + 1
-            cum = args[1:2 * n:2]
             les = [str(b) for b in bounds] + ["+Inf"]
-            f.add_metric(values, list(zip(les, cum)), float(args[2 * n + 1]))
+            f.add_metric(values, list(zip(les, accumulate(counts))), float(total))
         families.append(f)
 
     class Collector:
