@@ -72,7 +72,9 @@ class _Plan:
     def __init__(self, family: Family, keys: List[str]) -> None:
         self.family = family
         self.keys = keys
-        self.caches: List[Dict[str, bytes]] = [{} for _ in keys]
+        # Per label: its cache of value -> pair and the pair's opening `key="`.
+        self.caches: List[Tuple[Dict[str, bytes], str, bytes]] = [
+            ({}, key, ('%s="' % key).encode("utf-8")) for key in keys]
         self.gauge = family.kind in (GAUGE, GAUGE_HISTOGRAM)
 
 
@@ -326,11 +328,14 @@ class Store:
             return prefix
         parts = [prefix] if prefix else []
         append = parts.append
-        for cache, key, text in zip(plan.caches, plan.keys, values):
+        for (cache, key, opening), text in zip(plan.caches, values):
             if text:  # an empty value is no label in Prometheus
                 pair = cache.get(text)
-                if pair is None:  # bounded_cache_put inlined: most series are new
-                    pair = label_pair(key, text)
+                if pair is None:  # label_pair and bounded_cache_put inlined
+                    if '"' in text or "\\" in text or "\n" in text:
+                        pair = label_pair(key, text)
+                    else:
+                        pair = opening + text.encode("utf-8") + b'"'
                     if len(cache) >= _VALUE_CACHE_LIMIT:
                         cache.clear()
                     cache[text] = pair
