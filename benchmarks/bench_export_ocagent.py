@@ -10,7 +10,7 @@ opencensus get_metrics(), over the same gRPC channel) in one process:
 - an idle exporter: < 1% of a core (a child process, nothing recorded);
 - recording while the exporter sends: <= 1.2x the time without an exporter.
 
-Run: /work/venv/bin/python benchmarks/bench_export_ocagent.py
+Run: python benchmarks/bench_export_ocagent.py (with the package installed)
 """
 
 from __future__ import annotations
