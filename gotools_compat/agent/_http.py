@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, List, Optional, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from . import _json
+from . import _json, _lean
 from ._model import BadRequest
 from ._render import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, wants_openmetrics
 
@@ -155,7 +155,7 @@ class Handler(BaseHTTPRequestHandler):
                           else _json.parse_metrics(body))
                 app.ingest_metrics(export.node, export)  # reads the series: BadRequest too
             else:
-                request = (_json.parse_binary(body, _json.TraceRequest) if binary
+                request = (_lean.parse_message(_json.TraceRequest, body) if binary
                            else _json.parse_trace(body))
                 app.ingest_spans(request.node if request.HasField("node") else None, request)
         except BadRequest as exc:

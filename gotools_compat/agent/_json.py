@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Tuple
 
-from google.protobuf import json_format, message
+from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp as _Timestamp
 
 from gotools_compat._oc import proto
@@ -79,13 +79,6 @@ def parse_metrics(body: bytes) -> Export:
 
 def parse_trace(body: bytes) -> Any:
     return _slow(_load(body), TraceRequest())
-
-
-def parse_binary(body: bytes, cls: Any) -> Any:
-    try:
-        return cls.FromString(body)
-    except message.DecodeError as exc:
-        raise BadRequest("invalid protobuf %s: %s" % (cls.DESCRIPTOR.name, exc)) from None
 
 
 def parse_binary_metrics(body: bytes) -> Export:

@@ -94,32 +94,30 @@ _descs: Dict[bytes, Desc] = {}
 _nodes: Dict[bytes, Any] = {}
 
 
-def _parse(cls: Any, raw: bytes) -> Any:
+def parse_message(cls: Any, raw: bytes) -> Any:
+    """``raw`` parsed as a ``cls`` message; BadRequest naming the message if invalid."""
     try:
         return cls.FromString(raw)
     except message.DecodeError as exc:
-        raise BadRequest("invalid %s: %s" % (cls.DESCRIPTOR.name, exc)) from None
+        raise BadRequest("invalid protobuf %s: %s" % (cls.DESCRIPTOR.name, exc)) from None
 
 
 def parse(body: bytes) -> Any:
     """A binary ``ExportMetricsServiceRequest`` as a lean message; BadRequest if invalid."""
-    try:
-        return LeanRequest.FromString(body)
-    except message.DecodeError as exc:
-        raise BadRequest("invalid protobuf ExportMetricsServiceRequest: %s" % exc) from None
+    return parse_message(LeanRequest, body)
 
 
 def node_of(raw: bytes) -> Any:
     """The real ``Node`` message of serialized node bytes (cached; do not modify it)."""
     node = _nodes.get(raw)
     if node is None:
-        node = _parse(common_pb2.Node, raw)
+        node = parse_message(common_pb2.Node, raw)
         bounded_cache_put(_nodes, raw, node, 1024)
     return node
 
 
 def _label(raw: bytes) -> str:
-    value: str = _parse(metrics_pb2.LabelValue, raw).value
+    value: str = parse_message(metrics_pb2.LabelValue, raw).value
     bounded_cache_put(_labels, raw, value, _CACHE_LIMIT)
     return value
 
@@ -137,7 +135,7 @@ def _bucket_counts(raw: Any) -> List[int]:
     for b in raw:
         count = _buckets.get(b)
         if count is None:
-            count = _parse(metrics_pb2.DistributionValue.Bucket, b).count
+            count = parse_message(metrics_pb2.DistributionValue.Bucket, b).count
             if len(b) <= 11:  # a count alone; exemplars would only fill the cache
                 bounded_cache_put(_buckets, b, count, _CACHE_LIMIT)
         out.append(count)
@@ -145,7 +143,7 @@ def _bucket_counts(raw: Any) -> List[int]:
 
 
 def _bounds_of(raw: bytes) -> Tuple[float, ...]:
-    bounds = tuple(_parse(metrics_pb2.DistributionValue.BucketOptions, raw).explicit.bounds)
+    bounds = tuple(parse_message(metrics_pb2.DistributionValue.BucketOptions, raw).explicit.bounds)
     bounded_cache_put(_bounds, raw, bounds, 1024)
     return bounds
 
@@ -153,7 +151,7 @@ def _bounds_of(raw: bytes) -> Tuple[float, ...]:
 def _desc(raw: bytes) -> Desc:
     desc = _descs.get(raw)
     if desc is None:
-        md = _parse(metrics_pb2.MetricDescriptor, raw)
+        md = parse_message(metrics_pb2.MetricDescriptor, raw)
         desc = (md.name, md.description, md.unit, int(md.type),
                 tuple([k.key for k in md.label_keys]))
         bounded_cache_put(_descs, raw, desc, 4096)
@@ -161,7 +159,7 @@ def _desc(raw: bytes) -> Desc:
 
 
 def _summary(raw: bytes) -> Summary:
-    s = _parse(metrics_pb2.SummaryValue, raw)
+    s = parse_message(metrics_pb2.SummaryValue, raw)
     return Summary(s.count.value, s.sum.value,
                    tuple((p.percentile / 100.0, p.value) for p in s.snapshot.percentile_values))
 
