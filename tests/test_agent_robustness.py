@@ -3,6 +3,7 @@ that the agent still serves and kept the other senders' series."""
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import logging
@@ -14,6 +15,7 @@ from typing import Any, Iterator, List, Tuple
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from prometheus_client.parser import text_string_to_metric_families
 
 from gotools_compat._oc import proto
@@ -225,3 +227,83 @@ def test_clients_disconnecting_mid_stream(agent: Agent) -> None:
     text = still_serving(agent)
     # What the quitter sent before it left is kept.
     assert 'promdemo_n_total{vendor="otc",job="quitter",instance="h:1"} 5\n' in text
+
+
+class _Watching(Agent):
+    """An agent that notes whether the cyclic collector ran during each ingest."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.collector_on: List[bool] = []
+
+    def ingest_metrics(self, node: Any, export: Any, sender: Any = None) -> Any:
+        self.collector_on.append(gc.isenabled())
+        return super().ingest_metrics(node, export, sender)
+
+
+def test_json_bodies_are_read_with_the_collector_paused_then_restored(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Paused for JSON (see _json.collector_paused), on again after every
+    # request, including refused ones and 20 overlapping ones; left alone for
+    # protobuf bodies and when the application turned it off itself.
+    from gotools_compat.agent import _json
+
+    monkeypatch.setattr(_json, "_PAUSE_LIMIT", 60.0)  # a slow machine must not end it
+    assert gc.isenabled()
+    agent = _Watching("127.0.0.1:0", None).start()
+    try:
+        assert http_post(agent.port, "/v1/metrics", GO_METRICS)[0] == 200
+        binary = request("bin", 1, 5).SerializeToString()
+        assert http_post(agent.port, "/v1/metrics", binary, "application/x-protobuf")[0] == 200
+        assert agent.collector_on == [False, True] and gc.isenabled()
+        assert http_post(agent.port, "/v1/metrics", b'{"metrics": [')[0] == 400
+        assert gc.isenabled()
+
+        bodies = [json_format.MessageToJson(request("j", i, i)).encode() for i in range(20)]
+        statuses: List[int] = []
+        threads = [threading.Thread(target=lambda b=b: statuses.append(
+            http_post(agent.port, "/v1/metrics", b)[0])) for b in bodies]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert statuses == [200] * 20 and gc.isenabled()
+        assert agent.collector_on[2:] == [False] * 20
+        assert 'job="j",instance="h:19"} 19\n' in still_serving(agent)
+
+        gc.disable()  # the application's choice
+        try:
+            assert http_post(agent.port, "/v1/metrics", GO_METRICS)[0] == 200
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        agent.stop()
+
+
+def test_a_collector_paused_too_long_is_enabled_for_the_next_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from gotools_compat.agent import _json
+
+    monkeypatch.setattr(_json, "_PAUSE_LIMIT", 0.0)
+    with _json.collector_paused():
+        assert not gc.isenabled()
+        time.sleep(0.001)
+        with _json.collector_paused():  # an overlapping request, past the limit
+            assert gc.isenabled()
+        assert gc.isenabled()
+    assert gc.isenabled()
+    with _json.collector_paused():  # no overlap any more: paused again
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_a_response_leaves_in_one_segment(agent: Agent) -> None:
+    # Status line, headers and body in one write: written separately, the body
+    # waited for the client's delayed ACK (Nagle), 40 ms per POST.
+    with socket.create_connection(("127.0.0.1", agent.port), timeout=10) as sock:
+        for _ in range(3):  # keep-alive: every response, not only the first
+            sock.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                         b"\r\nContent-Length: %d\r\n\r\n%s" % (len(GO_METRICS), GO_METRICS))
+            first = sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200 ") and first.endswith(b"\r\n\r\n{}")
