@@ -247,6 +247,46 @@ def test_missing_key_value_is_an_empty_label(uniq: str) -> None:
     assert '%se_last{a="x",b=""} 4\n' % uniq in text
 
 
+def test_missing_and_empty_values_are_one_series_summed_or_latest(uniq: str) -> None:
+    # None (key absent) and "" both render as b="": one series, not two.
+    a = event.new_string_key("a")
+    b = event.new_string_key("b")
+    m = stats.Int64(uniq + "v", "v", "1")
+    metric.Scalar(uniq + "v_count", "c", keys=[a, b]).count_int64(m)
+    metric.Scalar(uniq + "v_sum", "s", keys=[a, b]).sum_int64(m)
+    metric.Scalar(uniq + "v_last", "l", keys=[a, b]).latest_int64(m)
+    metric.HistogramInt64(uniq + "v_hist", "h", [5], keys=[a, b]).record(m)
+    exp = prometheus.new()
+    registry = CollectorRegistry()
+    registry.register(exp)
+    m.record(event.label(None, a.of("x")), 4)  # b missing
+    exp.render()  # the first row's prefix is cached before its twin exists
+    m.record(event.label(event.label(None, a.of("x")), b.of("")), 10)
+    m.record(event.label(None, a.of("x")), 3)
+    m.record(event.label(event.label(None, a.of("y")), b.of("")), 1)  # no twin
+    expected = {
+        (uniq + "v_count_total", (("a", "x"), ("b", ""))): 3,
+        (uniq + "v_sum_total", (("a", "x"), ("b", ""))): 17,
+        (uniq + "v_last", (("a", "x"), ("b", ""))): 10,  # the row created last
+        (uniq + "v_hist_bucket", (("a", "x"), ("b", ""), ("le", "5.0"))): 2,
+        (uniq + "v_hist_bucket", (("a", "x"), ("b", ""), ("le", "+Inf"))): 3,
+        (uniq + "v_hist_count", (("a", "x"), ("b", ""))): 3,
+        (uniq + "v_hist_sum", (("a", "x"), ("b", ""))): 17,
+        (uniq + "v_count_total", (("a", "y"), ("b", ""))): 1,
+    }
+    for text in (exp.render().decode(), generate_latest(registry).decode(),
+                 exp.render(openmetrics=True).decode()):
+        lines = [line for line in text.splitlines() if line.startswith(uniq)]
+        assert len(lines) == len(set(line.rsplit(" ", 1)[0] for line in lines)), text
+        got = samples(text, om_parse if text.endswith("# EOF\n") else text_parse)
+        assert {k: got[k] for k in expected} == expected
+    # A registry that never rendered through exp.render() merges too.
+    fresh = CollectorRegistry()
+    fresh.register(prometheus.new())
+    text = generate_latest(fresh).decode()
+    assert text.count('%sv_last{a="x",b=""} 10.0\n' % uniq) == 1
+
+
 def test_colliding_names_show_the_first_and_warn_once(uniq: str,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     m = stats.Int64(uniq + "c", "c", "1")

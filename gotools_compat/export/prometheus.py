@@ -37,7 +37,9 @@ What the exposition looks like:
   with one name, the later ones get ``_2``, ``_3``, ... appended.
 - Label values are escaped as the format says.  A key with no value in the
   context (None) is shown as the empty string, which Prometheus treats as
-  the label being absent.
+  the label being absent.  So rows that differ only in None against ``""``
+  are one series there: they are shown as one, summed (counters and
+  histograms) or, for a gauge, the value of the row created last.
 - A sum metric is a counter, as in Go and opencensus (cumulative); should a
   row of it go negative (a measure that records negative values), the text
   format shows it, while OpenMetrics, which forbids negative counters, leaves
@@ -107,6 +109,7 @@ _SUFFIXES = {"counter": ("_total", "_created"), "gauge": (),
              "histogram": ("_bucket", "_count", "_sum", "_created")}
 
 Number = Union[int, float]
+Labels = Tuple[Optional[str], ...]
 
 # prometheus_client's own float format (Go's), and its renderers.
 floatToGoString = cast(Callable[[Number], str], _utils.floatToGoString)
@@ -217,18 +220,46 @@ class _Plan:
             self.les = [floatToGoString(b) for b in bounds] + ["+Inf"]
         self.series: Dict[Any, Any] = {}
         self.warned_negative = False
+        # Row keys with a None or "" value, by their form with None as "": two
+        # keys of one form are one Prometheus series (see the module doc).
+        self.blank_forms: Dict[Labels, Labels] = {}
+        self.merge = False  # such a pair exists: rows are merged from now on
+
+    def _note(self, labels: Labels) -> None:
+        """Note a row key (when its prefix is made; again is harmless)."""
+        if None in labels or "" in labels:
+            form = tuple(["" if v is None else v for v in labels])
+            if self.blank_forms.setdefault(form, labels) != labels:
+                self.merge = True
+
+    def rows(self) -> List[Any]:
+        """The recorder's rows, merged where Prometheus would show one series twice."""
+        rows: List[Any] = self.recorder.snapshot_rows()
+        if not self.merge:
+            return rows
+        groups: Dict[Labels, List[Any]] = {}
+        for row in rows:
+            labels = row.labels
+            if None in labels:
+                labels = tuple(["" if v is None else v for v in labels])
+            groups.setdefault(labels, []).append(row)
+        gauge = self.type == "gauge"
+        return [group[0] if len(group) == 1 else _MergedRow(labels, group, gauge)
+                for labels, group in groups.items()]
 
     def _pairs(self, labels: Sequence[Optional[str]]) -> List[str]:
         names = self.labelnames
         return ['%s="%s"' % (names[i], _escape_value(labels[i])) for i in self.order]
 
-    def scalar_prefix(self, labels: Tuple[Optional[str], ...]) -> str:
+    def scalar_prefix(self, labels: Labels) -> str:
+        self._note(labels)
         pairs = self._pairs(labels)
         prefix = "%s{%s} " % (self.sample, ",".join(pairs)) if pairs else self.sample + " "
         self.series[labels] = prefix
         return prefix
 
-    def histogram_prefixes(self, labels: Tuple[Optional[str], ...]) -> Tuple[List[str], str, str]:
+    def histogram_prefixes(self, labels: Labels) -> Tuple[List[str], str, str]:
+        self._note(labels)
         pairs = self._pairs(labels)
         before = "".join(p + "," for p in pairs[:self.le_at])
         after = "".join("," + p for p in pairs[self.le_at:])
@@ -242,7 +273,14 @@ class _Plan:
     # Rendering.
 
     def render(self, out: List[str], openmetrics: bool) -> None:
-        rows = self.recorder.snapshot_rows()
+        start, merging = len(out), self.merge
+        self._render(out, openmetrics)
+        if self.merge and not merging:  # a new row key made a pair: again, merged
+            del out[start:]
+            self._render(out, openmetrics)
+
+    def _render(self, out: List[str], openmetrics: bool) -> None:
+        rows = self.rows()
         out.append(self.header_om if openmetrics else self.header_text)
         series = self.series
         if not self.histogram:
@@ -279,7 +317,11 @@ class _Plan:
 
     def family_metric(self) -> Metric:
         names = self.labelnames
-        rows = self.recorder.snapshot_rows()
+        if not self.merge:
+            for row in self.recorder.snapshot_rows():
+                if row.labels not in self.series:  # not noted by a render yet
+                    self._note(row.labels)
+        rows = self.rows()
         if not self.histogram:
             family: Metric
             cls = CounterMetricFamily if self.type == "counter" else GaugeMetricFamily
@@ -298,6 +340,27 @@ class _Plan:
             family.add_sample(self.family + "_count", labels, running)
             family.add_sample(self.family + "_sum", labels, total)
         return family
+
+
+class _MergedRow:
+    """Rows that are one Prometheus series, read as one row (see _Plan.rows)."""
+
+    def __init__(self, labels: Labels, rows: List[Any], gauge: bool) -> None:
+        self.labels = labels
+        self.rows = rows
+        self.gauge = gauge
+
+    def value(self) -> Number:
+        if self.gauge:
+            value: Number = self.rows[-1].value()
+        else:
+            value = sum(row.value() for row in self.rows)
+        return value
+
+    def snapshot(self) -> Tuple[List[int], Number]:
+        snapshots = [row.snapshot() for row in self.rows]
+        counts = [sum(c) for c in zip(*[s[0] for s in snapshots])]
+        return counts, sum(s[1] for s in snapshots)
 
 
 def _foreign_family(metric: Any, namespace: str) -> Optional[Metric]:
