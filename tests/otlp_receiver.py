@@ -58,40 +58,17 @@ class _Server(http.server.ThreadingHTTPServer):
     receiver: "Receiver"
 
 
-class Receiver:
-    """Start with :meth:`start`; :attr:`endpoint` is then the URL to export to."""
+class Kept:
+    """The requests a receiver took, and its refusals, with waits on both.
+
+    Shared by this receiver and the OTLP/gRPC one (:mod:`tests.otlp_grpc_receiver`).
+    """
 
     def __init__(self) -> None:
         self.requests: List[ExportMetricsServiceRequest] = []
         self.headers: List[Dict[str, str]] = []
         self.failures = 0
-        self.fail_status = 0
         self._cond = threading.Condition()
-        self._server: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
-
-    def start(self) -> "Receiver":
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.receiver = self
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True,
-                                        kwargs={"poll_interval": 0.05})
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.server_address[1])
-
-    @property
-    def endpoint(self) -> str:
-        return "http://127.0.0.1:%d%s" % (self.port, PATH)
 
     def _add(self, request: ExportMetricsServiceRequest, headers: Dict[str, str]) -> None:
         with self._cond:
@@ -125,6 +102,39 @@ class Receiver:
                     raise AssertionError("%d failures seen, %d expected"
                                          % (self.failures, count))
                 self._cond.wait(left)
+
+
+class Receiver(Kept):
+    """Start with :meth:`start`; :attr:`endpoint` is then the URL to export to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_status = 0
+        self._server: Optional[_Server] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> "Receiver":
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.receiver = self
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True,
+                                        kwargs={"poll_interval": 0.05})
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        return "http://127.0.0.1:%d%s" % (self.port, PATH)
 
 
 def find_metric(request: ExportMetricsServiceRequest, name: str) -> Tuple[Any, Any]:

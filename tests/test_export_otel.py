@@ -1,33 +1,41 @@
-"""export.otel against a real OTLP/HTTP receiver: values recorded = values received."""
+"""export.otel against real OTLP/HTTP and OTLP/gRPC receivers: recorded = received."""
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import re
 import socket
 import subprocess
 import sys
 import textwrap
-from typing import Any, Iterator, List
+import time
+from typing import Any, Callable, Iterator, List
 
 import pytest
 
 from gotools_compat import _otel, event, export, metric, stats  # first: E13's clock patch
 
+import grpc
 from opencensus.stats import aggregation as oc_aggregation
 from opencensus.stats import measure as oc_measure
 from opencensus.stats import stats as oc_stats
 from opencensus.stats import view as oc_view
 from opencensus.tags import TagMap
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+    OTLPMetricExporter as GrpcMetricExporter,
+)
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.sdk.metrics.export import (ConsoleMetricExporter, HistogramDataPoint,
                                               MetricExportResult)
 
 from gotools_compat.export import otel
+from tests import otlp_grpc_receiver
 from tests.helpers import unique
-from tests.otlp_receiver import Receiver, attrs, find_metric, series
+from tests.otlp_receiver import Kept, Receiver, attrs, find_metric, series
 
 CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
 
@@ -47,7 +55,7 @@ def connected(receiver: Receiver) -> Iterator[otel.Exporter]:
     e.shutdown(5000)
 
 
-def flushed(e: otel.Exporter, receiver: Receiver) -> Any:
+def flushed(e: otel.Exporter, receiver: Kept) -> Any:
     assert e.force_flush(5000) is True
     return receiver.requests[-1]
 
@@ -432,3 +440,270 @@ def test_a_forked_child_exports_its_own_values_under_its_own_pid(
     assert by_pid[child].as_int == 3
     assert by_pid[parent].as_int == 6
     assert by_pid[child].start_time_unix_nano > by_pid[parent].start_time_unix_nano
+
+
+# The OTLP/gRPC exporter, against a real OTLP/gRPC receiver.
+
+GrpcReceiver = otlp_grpc_receiver.Receiver
+
+
+@pytest.fixture
+def grpc_receiver() -> Iterator[GrpcReceiver]:
+    r = GrpcReceiver().start()
+    yield r
+    r.stop()
+
+
+def grpc_exporter(endpoint: str, timeout: float = 5, **kwargs: Any) -> GrpcMetricExporter:
+    return GrpcMetricExporter(endpoint=endpoint, insecure=True, timeout=timeout, **kwargs)
+
+
+def _poll(predicate: Callable[[], bool], deadline: float = 10.0) -> bool:
+    end = time.monotonic() + deadline
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_grpc_counter_histogram_labels_and_resource_arrive(grpc_receiver: GrpcReceiver) -> None:
+    method = event.new_string_key("method")
+    m = stats.Float64(unique("grpc_latency"), "", "ms")
+    count = metric.Scalar(unique("grpc_count"), "calls", keys=[method]).count_float64(m)
+    hist = metric.HistogramFloat64(unique("grpc_hist"), "latency dist", [1.0, 10.0],
+                                   keys=[method]).record(m)
+    hover, rename = event.label(None, method.of("hover")), event.label(None, method.of("rename"))
+    for v in (0.5, 1.0, 2.5, 10.0, 12.0):
+        m.record(hover, v)
+    m.record(rename, 100.0)
+    e = otel.connect(grpc_exporter(grpc_receiver.endpoint, headers={"x-tenant": "t1"}),
+                     interval=3600, service="svc-grpc", host="host-grpc")
+    try:
+        request = flushed(e, grpc_receiver)
+    finally:
+        e.shutdown(5000)
+    resource, got = find_metric(request, count)
+    assert attrs(resource.attributes)["service.name"] == "svc-grpc"
+    assert attrs(resource.attributes)["host.name"] == "host-grpc"
+    assert attrs(resource.attributes)["process.pid"] == os.getpid()
+    assert got.description == "calls"
+    assert got.sum.is_monotonic and got.sum.aggregation_temporality == CUMULATIVE
+    assert {k: p.as_int for k, p in series(got).items()} == {
+        (("method", "hover"),): 5, (("method", "rename"),): 1}
+    got = find_metric(request, hist)[1]
+    assert (got.description, got.unit) == ("latency dist", "ms")
+    assert got.histogram.aggregation_temporality == CUMULATIVE
+    points = series(got)
+    point = points[(("method", "hover"),)]
+    assert list(point.explicit_bounds) == [1.0, 10.0]
+    assert list(point.bucket_counts) == [2, 2, 1]  # 0.5, 1 | 2.5, 10 | 12
+    assert (point.count, point.sum, point.min, point.max) == (5, 26.0, 0.5, 12.0)
+    point = points[(("method", "rename"),)]
+    assert (list(point.bucket_counts), point.count, point.sum) == ([0, 0, 1], 1, 100.0)
+    headers = grpc_receiver.headers[0]
+    assert headers["x-tenant"] == "t1"
+    assert headers["user-agent"].startswith("OTel-OTLP-Exporter-Python/")
+    assert "grpc-python/" in headers["user-agent"]
+
+
+def test_grpc_periodic_export_without_flush(grpc_receiver: GrpcReceiver) -> None:
+    m = stats.Int64(unique("grpc_periodic_m"), "", "1")
+    name = metric.Scalar(unique("grpc_periodic")).count_int64(m)
+    m.record(None, 1)
+    e = otel.connect(grpc_exporter(grpc_receiver.endpoint), interval=0.05)
+    try:
+        requests = grpc_receiver.wait_for(2)
+    finally:
+        e.shutdown(5000)
+    for request in requests:
+        assert find_metric(request, name)[1].sum.data_points[0].as_int == 1
+
+
+def test_grpc_shutdown_exports_what_is_left_and_is_idempotent(
+        grpc_receiver: GrpcReceiver) -> None:
+    calls: List[float] = []
+
+    class Counting(GrpcMetricExporter):
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            calls.append(timeout_millis)
+            super().shutdown(timeout_millis, **kwargs)
+
+    m = stats.Int64(unique("grpc_shut_m"), "", "1")
+    name = metric.Scalar(unique("grpc_shut")).count_int64(m)
+    e = otel.connect(Counting(endpoint=grpc_receiver.endpoint, insecure=True, timeout=5),
+                     interval=3600)
+    m.record(None, 1)
+    assert find_metric(flushed(e, grpc_receiver), name)[1].sum.data_points[0].as_int == 1
+    m.record(None, 1)
+    assert e.shutdown(5000) is True
+    assert len(grpc_receiver.requests) == 2
+    assert find_metric(grpc_receiver.requests[-1], name)[1].sum.data_points[0].as_int == 2
+    assert e.shutdown(5000) is True
+    e.close()
+    assert len(calls) == 1
+    assert e.closed is True
+    assert e.force_flush(1000) is False
+    assert len(grpc_receiver.requests) == 2
+
+
+def test_grpc_shutdown_returns_within_its_timeout_when_the_endpoint_hangs() -> None:
+    # A listening socket that never accepts: the connection is made, no answer
+    # comes, and the SDK's gRPC exporter waits for its own timeout (30 s here),
+    # not for the one it is given.
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    try:
+        m = stats.Int64(unique("grpc_hang_m"), "", "1")
+        metric.Scalar(unique("grpc_hang")).count_int64(m)
+        m.record(None, 1)
+        endpoint = "127.0.0.1:%d" % hole.getsockname()[1]
+        e = otel.connect(grpc_exporter(endpoint, timeout=30), interval=3600)
+        assert e.force_flush(200) is False
+        assert e.shutdown(200) is False
+        assert e.shutdown(200) is False
+        # Shutting the gRPC exporter down cancelled the call in flight: the
+        # exporter's thread ends now, not after 30 s.
+        e._thread.join(10)
+        assert not e._thread.is_alive()
+    finally:
+        hole.close()
+
+
+@pytest.mark.parametrize("outage", ["refused", "down"])
+def test_grpc_outage_then_recovery_loses_nothing(
+        grpc_receiver: GrpcReceiver, outage: str, caplog: pytest.LogCaptureFixture) -> None:
+    # "refused": the receiver answers UNAVAILABLE; "down": it is stopped and
+    # comes back on the same port.  timeout=0.5: the exporter's own retry
+    # (1 s backoff and more) does not fit, so each attempt fails at once.
+    m = stats.Int64(unique("grpc_outage_m"), "", "1")
+    name = metric.Scalar(unique("grpc_outage")).sum_int64(m)
+    hist = metric.HistogramInt64(unique("grpc_outage_hist"), "", [10]).record(m)
+    e = otel.connect(grpc_exporter(grpc_receiver.endpoint, timeout=0.5), interval=3600)
+    try:
+        m.record(None, 5)
+        assert find_metric(flushed(e, grpc_receiver), name)[1].sum.data_points[0].as_int == 5
+        with caplog.at_level(logging.INFO, logger="gotools_compat.export.otel"):
+            if outage == "refused":
+                grpc_receiver.fail_code = grpc.StatusCode.UNAVAILABLE
+            else:
+                grpc_receiver.stop()
+            assert e.force_flush(5000) is False
+            m.record(None, 6)
+            assert e.force_flush(5000) is False
+            m.record(None, 20)
+            if outage == "refused":
+                assert grpc_receiver.failures == 2
+                grpc_receiver.fail_code = None
+            else:
+                grpc_receiver.start()
+            assert _poll(lambda: e.force_flush(5000))
+        request = grpc_receiver.requests[-1]
+    finally:
+        e.shutdown(5000)
+    assert find_metric(request, name)[1].sum.data_points[0].as_int == 31
+    point = find_metric(request, hist)[1].histogram.data_points[0]
+    assert (list(point.bucket_counts), point.count, point.sum) == ([2, 1], 3, 31)
+    ours = [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == "gotools_compat.export.otel"]
+    assert [level for level, _ in ours] == ["WARNING", "INFO"]  # the outage once, its end
+    failed = re.search(r"after (\d+) failed attempts", ours[1][1])
+    assert failed is not None and int(failed.group(1)) >= 2
+
+
+# Exit without shutdown, on both transports.
+
+_EXIT_SCRIPT = textwrap.dedent("""
+    import atexit, sys, threading
+    from gotools_compat import event, metric, stats
+    from gotools_compat.export import otel
+    transport, endpoint, n, sdk_timeout, timeout, no_thread_at_exit = sys.argv[1:]
+    if transport == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter)
+        sdk_exporter = OTLPMetricExporter(endpoint=endpoint, insecure=True,
+                                          timeout=float(sdk_timeout))
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter)
+        sdk_exporter = OTLPMetricExporter(endpoint=endpoint, timeout=float(sdk_timeout))
+    method = event.new_string_key("method")
+    m = stats.Float64("exit_latency", "", "ms")
+    metric.Scalar("exit_count", keys=[method]).count_float64(m)
+    metric.HistogramFloat64("exit_hist", "", [1, 10]).record(m)
+    e = otel.connect(sdk_exporter, interval=3600, timeout=float(timeout), service="exit-svc")
+    if no_thread_at_exit == "True":
+        # What CPython 3.12.0 and 3.12.1 do at exit, on every Python.  This
+        # hook runs before the exporter's (atexit runs the last one first).
+        def refuse(self):
+            sys.stderr.write("a thread was started at exit\\n")
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        def no_thread_from_now_on():
+            assert not e.closed
+            threading.Thread.start = refuse
+        atexit.register(no_thread_from_now_on)
+    ctx = event.label(None, method.of("hover"))
+    for i in range(int(n)):
+        m.record(ctx, float(i))
+""")
+
+
+def _exit_receiver(transport: str) -> Any:
+    return (GrpcReceiver() if transport == "grpc" else Receiver()).start()
+
+
+@pytest.mark.parametrize("no_thread_at_exit", [False, True])
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_a_child_process_that_just_exits_delivers_every_value(
+        transport: str, no_thread_at_exit: bool) -> None:
+    # No flush, no shutdown: the exit hook's shutdown does the only export.
+    # It needs no new thread, so it works where none can start at exit
+    # (3.12.0, 3.12.1): the exporter's thread is there already, and neither
+    # the HTTP exporter nor the gRPC one, whose calls are blocking unary
+    # ones, starts any (gRPC streams do: export.ocagent posts over HTTP at
+    # exit for that).
+    n = 37
+    receiver = _exit_receiver(transport)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-W", "error", "-c", _EXIT_SCRIPT, transport, receiver.endpoint,
+             str(n), "5", "5", str(no_thread_at_exit)],
+            capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert (done.returncode, done.stderr) == (0, "")
+        (request,) = receiver.wait_for(1)
+    finally:
+        receiver.stop()
+    resource, count = find_metric(request, "exit_count")
+    assert attrs(resource.attributes)["service.name"] == "exit-svc"
+    assert attrs(resource.attributes)["process.pid"] != os.getpid()
+    assert {k: p.as_int for k, p in series(count).items()} == {(("method", "hover"),): n}
+    point = find_metric(request, "exit_hist")[1].histogram.data_points[0]
+    assert list(point.bucket_counts) == [2, 9, n - 11]  # 0, 1 | 2..10 | 11..36
+    assert (point.count, point.sum) == (n, sum(range(n)))
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("no_thread_at_exit", [False, True])
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_exit_with_a_hanging_endpoint_ends_at_the_export_timeout(
+        transport: str, no_thread_at_exit: bool) -> None:
+    # The SDK exporter would wait 30 s; the exit hook gives up after our
+    # timeout (0.5 s), shuts it down, and the process ends.
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    try:
+        endpoint = "127.0.0.1:%d" % hole.getsockname()[1]
+        if transport == "http":
+            endpoint = "http://%s/v1/metrics" % endpoint
+        done = subprocess.run(
+            [sys.executable, "-c", _EXIT_SCRIPT, transport, endpoint, "3", "30", "0.5",
+             str(no_thread_at_exit)],
+            capture_output=True, text=True, timeout=20, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        assert "a thread was started at exit" not in done.stderr
+        hole.settimeout(10)
+        hole.accept()[0].close()  # the exit export did dial
+    finally:
+        hole.close()

@@ -39,6 +39,16 @@ nothing; after it ``force_flush`` returns False.  ``flush()``/``close()`` are
 the same in seconds, for :func:`gotools_compat.export.multi`.  Exporters live
 until shut down (the module holds them) and are shut down at interpreter exit.
 
+At exit the last export runs on the exporter's own thread, which is running
+already, so it also works on Python 3.12.0 and 3.12.1, where no thread can
+start at exit: neither the OTLP/HTTP exporter nor the OTLP/gRPC one starts
+any (the gRPC one makes blocking unary calls; only gRPC streams need a new
+thread).  The exit waits for that export ``timeout`` at most: the SDK's OTLP
+exporters ignore the timeout they are given and keep their own (their
+``timeout=`` argument, 10 s by default, retries included), so past ours
+``shutdown`` goes on and shuts the metric exporter down (for the gRPC one,
+that cancels the call in flight and its retries).
+
 Forking (gunicorn ``--preload``, ``multiprocessing`` with fork): a child
 forked after ``connect()`` gets its own thread and a resource with its own
 ``process.pid``, and starts every metric from zero at the fork (the same
