@@ -332,6 +332,34 @@ def test_plain_opencensus_views_are_shown_with_their_values(uniq: str) -> None:
     assert text.count("# TYPE %soc_sum_total " % uniq) == 1
 
 
+def test_plain_opencensus_rows_missing_and_empty_are_one_series(uniq: str) -> None:
+    measure = oc_measure.MeasureInt(uniq + "ocb", "ocb", "1")
+    manager = oc_stats.stats.view_manager
+    for suffix, agg in [("sum", oc_aggregation.SumAggregation()),
+                        ("last", oc_aggregation.LastValueAggregation()),
+                        ("dist", oc_aggregation.DistributionAggregation([5.0]))]:
+        manager.register_view(oc_view.View(uniq + "ocb_" + suffix, "", ["a", "b"],
+                                           measure, agg))
+    for value, b in ((4, None), (10, ""), (3, None)):
+        mmap = oc_stats.stats.stats_recorder.new_measurement_map()
+        mmap.measure_int_put(measure, value)
+        tags = oc_tag_map.TagMap()
+        tags.insert("a", "x")
+        if b is not None:
+            tags.insert("b", b)
+        mmap.record(tags)
+    text = prometheus.new().render().decode()
+    lines = [line for line in text.splitlines() if line.startswith(uniq)]
+    assert len(lines) == len(set(line.rsplit(" ", 1)[0] for line in lines)), text
+    got = samples(text)
+    labels = (("a", "x"), ("b", ""))
+    assert got[(uniq + "ocb_sum_total", labels)] == 17
+    assert got[(uniq + "ocb_last", labels)] == 10  # of the row made later (b="")
+    assert got[(uniq + "ocb_dist_bucket", (("a", "x"), ("b", ""), ("le", "5.0")))] == 2
+    assert got[(uniq + "ocb_dist_count", labels)] == 3
+    assert got[(uniq + "ocb_dist_sum", labels)] == 17
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None and not os.environ.get("CI"),
                     reason="promtool is not installed (it is in CI)")
 def test_promtool_finds_nothing_but_name_lints(uniq: str) -> None:

@@ -39,7 +39,8 @@ What the exposition looks like:
   context (None) is shown as the empty string, which Prometheus treats as
   the label being absent.  So rows that differ only in None against ``""``
   are one series there: they are shown as one, summed (counters and
-  histograms) or, for a gauge, the value of the row created last.
+  histograms) or, for a gauge, the value of the row created last (for plain
+  opencensus views: of the later series opencensus lists).
 - A sum metric is a counter, as in Go and opencensus (cumulative); should a
   row of it go negative (a measure that records negative values), the text
   format shows it, while OpenMetrics, which forbids negative counters, leaves
@@ -385,17 +386,47 @@ def _foreign_family(metric: Any, namespace: str) -> Optional[Metric]:
         family = SummaryMetricFamily(name, doc, labels=names)
     else:  # pragma: no cover - opencensus has no other types
         return None
+    # Series whose label values differ only in None vs "" are one series in
+    # Prometheus (see the module doc): cumulative ones are summed, gauges and
+    # summaries keep the later series.
+    points: Dict[Tuple[str, ...], Any] = {}
     for series in metric.time_series:
-        values = ["" if v.value is None else v.value for v in series.label_values]
-        for point in series.points[-1:]:
-            _add_point(family, kind, names, values, point.value)
+        if not series.points:
+            continue
+        values = tuple(["" if v.value is None else v.value for v in series.label_values])
+        value = _plain(kind, series.points[-1].value)
+        if values in points and kind in (4, 5, 6):
+            value = _sum_points(points[values], value)
+        points[values] = value
+    for values, value in points.items():
+        _add_point(family, kind, names, list(values), value)
     return family
+
+
+def _plain(kind: int, value: Any) -> Any:
+    """An opencensus point value as a number, ``(counts, sum, bounds)`` or the summary."""
+    if kind in (1, 2, 4, 5):
+        return value.value
+    if kind in (3, 6):
+        bounds = list(value.bucket_options.type_.bounds) if value.bucket_options.type_ else []
+        counts = ([b.count for b in value.buckets] if value.buckets
+                  else [0] * (len(bounds) + 1))
+        return counts, value.sum, bounds
+    return value
+
+
+def _sum_points(old: Any, new: Any) -> Any:
+    if type(new) is tuple:
+        if old[2] != new[2]:
+            return new  # bounds differ: cannot be added
+        return [a + b for a, b in zip(old[0], new[0])], old[1] + new[1], new[2]
+    return old + new
 
 
 def _add_point(family: Metric, kind: int, names: Tuple[str, ...], values: List[str],
                value: Any) -> None:
     if kind in (1, 2, 4, 5):
-        family.add_metric(values, value.value)  # type: ignore[attr-defined]
+        family.add_metric(values, value)  # type: ignore[attr-defined]
         return
     if kind == 7:
         snapshot = value.snapshot
@@ -407,18 +438,17 @@ def _add_point(family: Metric, kind: int, names: Tuple[str, ...], values: List[s
         family.add_sample(family.name + "_count", labels, value.count or 0)
         family.add_sample(family.name + "_sum", labels, value.sum or 0)
         return
-    bounds = list(value.bucket_options.type_.bounds) if value.bucket_options.type_ else []
-    counts = [b.count for b in value.buckets] if value.buckets else [0] * (len(bounds) + 1)
+    counts, total, bounds = value
     les = [floatToGoString(b) for b in bounds] + ["+Inf"]
     cumulative = list(accumulate(counts))
     if kind == 3:
-        family.add_metric(values, list(zip(les, cumulative)), value.sum)  # type: ignore
+        family.add_metric(values, list(zip(les, cumulative)), total)  # type: ignore
         return
     labels = dict(zip(names, values))
     for le, count in zip(les, cumulative):
         family.add_sample(family.name + "_bucket", dict(labels, le=le), count)
     family.add_sample(family.name + "_count", labels, cumulative[-1])
-    family.add_sample(family.name + "_sum", labels, value.sum)
+    family.add_sample(family.name + "_sum", labels, total)
 
 
 class _Families:
