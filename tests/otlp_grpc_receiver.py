@@ -47,7 +47,6 @@ class Receiver(Kept):
     def __init__(self) -> None:
         super().__init__()
         self.fail_code: Optional[grpc.StatusCode] = None
-        self._port = 0
         self._server: Optional[grpc.Server] = None
 
     def start(self) -> "Receiver":
@@ -67,11 +66,6 @@ class Receiver(Kept):
         if self._server is not None:
             self._server.stop(None).wait(5)
             self._server = None
-
-    @property
-    def port(self) -> int:
-        assert self._port
-        return self._port
 
     @property
     def endpoint(self) -> str:

@@ -3,7 +3,8 @@
 An ``http.server`` on 127.0.0.1 (port 0) that takes ``POST /v1/metrics``
 bodies (binary protobuf, gzip or not), decodes them with the
 ``opentelemetry-proto`` messages and keeps every request.  It can be told to
-fail (answer 503) to play an outage.
+fail (``fail_status``: answer with that status) or be stopped and started
+again on the same port, to play an outage.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class Kept:
-    """The requests a receiver took, and its refusals, with waits on both.
+    """The requests a receiver took, and its refusals, with waits on both; its port.
 
     Shared by this receiver and the OTLP/gRPC one (:mod:`tests.otlp_grpc_receiver`).
     """
@@ -69,6 +70,12 @@ class Kept:
         self.headers: List[Dict[str, str]] = []
         self.failures = 0
         self._cond = threading.Condition()
+        self._port = 0  # once started: kept across a stop, to start again on it
+
+    @property
+    def port(self) -> int:
+        assert self._port
+        return self._port
 
     def _add(self, request: ExportMetricsServiceRequest, headers: Dict[str, str]) -> None:
         with self._cond:
@@ -114,8 +121,10 @@ class Receiver(Kept):
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> "Receiver":
-        server = _Server(("127.0.0.1", 0), _Handler)
+        """Serve; after a :meth:`stop`, on the port it had before."""
+        server = _Server(("127.0.0.1", self._port), _Handler)
         server.receiver = self
+        self._port = int(server.server_address[1])
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, daemon=True,
                                         kwargs={"poll_interval": 0.05})
@@ -126,11 +135,7 @@ class Receiver(Kept):
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.server_address[1])
+            self._server = None
 
     @property
     def endpoint(self) -> str:

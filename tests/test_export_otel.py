@@ -12,7 +12,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from typing import Any, Callable, Iterator, List
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, List, Tuple, Union
 
 import pytest
 
@@ -30,7 +31,7 @@ from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.sdk.metrics.export import (ConsoleMetricExporter, HistogramDataPoint,
-                                              MetricExportResult)
+                                              MetricExporter, MetricExportResult)
 
 from gotools_compat.export import otel
 from tests import otlp_grpc_receiver
@@ -58,6 +59,69 @@ def connected(receiver: Receiver) -> Iterator[otel.Exporter]:
 def flushed(e: otel.Exporter, receiver: Kept) -> Any:
     assert e.force_flush(5000) is True
     return receiver.requests[-1]
+
+
+# Both transports: the OTLP/HTTP exporter against the OTLP/HTTP receiver
+# (tests.otlp_receiver), the OTLP/gRPC exporter against the OTLP/gRPC one
+# (tests.otlp_grpc_receiver).
+
+GrpcReceiver = otlp_grpc_receiver.Receiver
+AnyReceiver = Union[Receiver, GrpcReceiver]
+TRANSPORTS = ["http", "grpc"]
+
+
+def start_receiver(transport: str) -> AnyReceiver:
+    if transport == "grpc":
+        return GrpcReceiver().start()
+    return Receiver().start()
+
+
+@pytest.fixture
+def transport_receiver(transport: str) -> Iterator[AnyReceiver]:
+    """A started receiver for the test's ``transport`` parameter."""
+    r = start_receiver(transport)
+    yield r
+    r.stop()
+
+
+def sdk_exporter(transport: str, endpoint: str, timeout: float = 5,
+                 **kwargs: Any) -> MetricExporter:
+    if transport == "grpc":
+        return GrpcMetricExporter(endpoint=endpoint, insecure=True, timeout=timeout, **kwargs)
+    return OTLPMetricExporter(endpoint=endpoint, timeout=timeout, **kwargs)
+
+
+@contextmanager
+def hanging_endpoint(transport: str) -> Iterator[Tuple[socket.socket, str]]:
+    """A listening socket that never accepts, and its endpoint as ``transport`` spells it.
+
+    Connections to it are made (and requests sent); no answer ever comes.
+    """
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    try:
+        address = "127.0.0.1:%d" % hole.getsockname()[1]
+        yield hole, address if transport == "grpc" else "http://%s/v1/metrics" % address
+    finally:
+        hole.close()
+
+
+def refuse(receiver: AnyReceiver, on: bool) -> None:
+    """Have ``receiver`` answer every export with an error (or no longer)."""
+    if isinstance(receiver, GrpcReceiver):
+        receiver.fail_code = grpc.StatusCode.UNAVAILABLE if on else None
+    else:
+        receiver.fail_status = 400 if on else 0  # not retried by the OTLP exporter itself
+
+
+def _poll(predicate: Callable[[], bool], deadline: float = 10.0) -> bool:
+    end = time.monotonic() + deadline
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_core_does_not_import_opentelemetry() -> None:
@@ -171,7 +235,6 @@ def test_an_int64_sum_past_the_int64_range_saturates_and_exports_the_rest(
     assert point.as_int == 2 ** 63 - 1
     (point,) = find_metric(request, other)[1].sum.data_points
     assert point.as_int == 3
-
 
 
 def test_tags_become_attributes_and_missing_keys_are_left_out(
@@ -303,70 +366,120 @@ def test_console_exporter_takes_collect_output() -> None:
     assert found[0]["data"]["data_points"][0]["value"] == 1
 
 
-def test_periodic_export_without_flush(receiver: Receiver) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_periodic_export_without_flush(transport: str,
+                                       transport_receiver: AnyReceiver) -> None:
     m = stats.Int64(unique("otel_periodic_m"), "", "1")
     name = metric.Scalar(unique("otel_periodic")).count_int64(m)
     m.record(None, 1)
-    e = otel.connect(OTLPMetricExporter(endpoint=receiver.endpoint), interval=0.05)
+    e = otel.connect(sdk_exporter(transport, transport_receiver.endpoint), interval=0.05)
     try:
-        requests = receiver.wait_for(2)
+        requests = transport_receiver.wait_for(2)
     finally:
         e.shutdown(5000)
     for request in requests:
         assert find_metric(request, name)[1].sum.data_points[0].as_int == 1
 
 
-def test_failed_export_is_retried_with_full_totals(connected: otel.Exporter,
-                                                   receiver: Receiver) -> None:
-    m = stats.Int64(unique("otel_retry_m"), "", "1")
-    name = metric.Scalar(unique("otel_retry")).sum_int64(m)
-    m.record(None, 5)
-    receiver.fail_status = 400  # not retried by the OTLP exporter itself
-    assert connected.force_flush(5000) is False
-    m.record(None, 6)
-    receiver.fail_status = 0
-    point = find_metric(flushed(connected, receiver), name)[1].sum.data_points[0]
-    assert point.as_int == 11
+@pytest.mark.parametrize("outage", ["refused", "down"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_outage_then_recovery_loses_nothing(
+        transport: str, transport_receiver: AnyReceiver, outage: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # "refused": the receiver answers every export with an error (see
+    # refuse(): HTTP 400, gRPC UNAVAILABLE); "down": it is stopped and comes
+    # back on the same port.  timeout=0.5: the gRPC exporter's own retry
+    # (1 s backoff and more) does not fit, so each attempt fails at once.
+    receiver = transport_receiver
+    m = stats.Int64(unique("otel_outage_m"), "", "1")
+    name = metric.Scalar(unique("otel_outage")).sum_int64(m)
+    hist = metric.HistogramInt64(unique("otel_outage_hist"), "", [10]).record(m)
+    e = otel.connect(sdk_exporter(transport, receiver.endpoint, timeout=0.5), interval=3600)
+    try:
+        m.record(None, 5)
+        assert find_metric(flushed(e, receiver), name)[1].sum.data_points[0].as_int == 5
+        with caplog.at_level(logging.INFO, logger="gotools_compat.export.otel"):
+            if outage == "refused":
+                refuse(receiver, True)
+            else:
+                receiver.stop()
+            assert e.force_flush(5000) is False
+            m.record(None, 6)
+            assert e.force_flush(5000) is False
+            m.record(None, 20)
+            if outage == "refused":
+                assert receiver.failures == 2
+                refuse(receiver, False)
+                request = flushed(e, receiver)  # the first export after it works
+            else:
+                receiver.start()
+                assert _poll(lambda: e.force_flush(5000))
+                request = receiver.requests[-1]
+    finally:
+        e.shutdown(5000)
+    assert find_metric(request, name)[1].sum.data_points[0].as_int == 31
+    point = find_metric(request, hist)[1].histogram.data_points[0]
+    assert (list(point.bucket_counts), point.count, point.sum) == ([2, 1], 3, 31)
+    ours = [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == "gotools_compat.export.otel"]
+    assert [level for level, _ in ours] == ["WARNING", "INFO"]  # the outage once, its end
+    failed = re.search(r"after (\d+) failed attempts", ours[1][1])
+    assert failed is not None and int(failed.group(1)) >= 2
 
 
-def test_shutdown_exports_what_is_left_and_is_idempotent(receiver: Receiver) -> None:
+@pytest.mark.parametrize("flush_first", [False, True])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_shutdown_exports_what_is_left_and_is_idempotent(
+        transport: str, transport_receiver: AnyReceiver, flush_first: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    receiver = transport_receiver
     calls: List[float] = []
+    sdk = sdk_exporter(transport, receiver.endpoint)
+    sdk_shutdown = sdk.shutdown
 
-    class Counting(OTLPMetricExporter):
-        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-            calls.append(timeout_millis)
-            super().shutdown(timeout_millis, **kwargs)
+    def counting(timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        calls.append(timeout_millis)
+        sdk_shutdown(timeout_millis, **kwargs)
 
+    monkeypatch.setattr(sdk, "shutdown", counting)
     m = stats.Int64(unique("otel_shut_m"), "", "1")
     name = metric.Scalar(unique("otel_shut")).count_int64(m)
-    e = otel.connect(Counting(endpoint=receiver.endpoint), interval=3600)
+    e = otel.connect(sdk, interval=3600)
     m.record(None, 1)
+    sent = 1  # requests, and the count the last one carries
+    if flush_first:
+        assert find_metric(flushed(e, receiver), name)[1].sum.data_points[0].as_int == 1
+        m.record(None, 1)
+        sent = 2
     assert e.shutdown(5000) is True
-    assert find_metric(receiver.requests[-1], name)[1].sum.data_points[0].as_int == 1
+    assert len(receiver.requests) == sent
+    assert find_metric(receiver.requests[-1], name)[1].sum.data_points[0].as_int == sent
     assert e.shutdown(5000) is True
     e.close()
     assert len(calls) == 1
     assert e.closed is True
     assert e.force_flush(1000) is False
-    assert len(receiver.requests) == 1
+    assert len(receiver.requests) == sent
 
 
-def test_shutdown_returns_within_its_timeout_when_the_endpoint_hangs() -> None:
-    # A listening socket that never accepts: the request is sent, no answer comes.
-    hole = socket.socket()
-    hole.bind(("127.0.0.1", 0))
-    hole.listen(8)
-    try:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_shutdown_returns_within_its_timeout_when_the_endpoint_hangs(transport: str) -> None:
+    # The SDK exporter waits for its own timeout (30 s here), not for the one
+    # it is given.
+    with hanging_endpoint(transport) as (_, endpoint):
         m = stats.Int64(unique("otel_hang_m"), "", "1")
         metric.Scalar(unique("otel_hang")).count_int64(m)
         m.record(None, 1)
-        endpoint = "http://127.0.0.1:%d/v1/metrics" % hole.getsockname()[1]
-        e = otel.connect(OTLPMetricExporter(endpoint=endpoint, timeout=30), interval=3600)
+        e = otel.connect(sdk_exporter(transport, endpoint, timeout=30), interval=3600)
         assert e.force_flush(200) is False
         assert e.shutdown(200) is False
         assert e.shutdown(200) is False
-    finally:
-        hole.close()
+        if transport == "grpc":
+            # Shutting the gRPC exporter down cancelled the call in flight:
+            # the exporter's thread ends now, not after 30 s.  (The HTTP
+            # exporter's request is not cancelled: it runs to its timeout.)
+            e._thread.join(10)
+            assert not e._thread.is_alive()
 
 
 def test_works_with_set_exporter_and_multi(receiver: Receiver) -> None:
@@ -442,32 +555,11 @@ def test_a_forked_child_exports_its_own_values_under_its_own_pid(
     assert by_pid[child].start_time_unix_nano > by_pid[parent].start_time_unix_nano
 
 
-# The OTLP/gRPC exporter, against a real OTLP/gRPC receiver.
+# The OTLP/gRPC exporter only: its metadata.
 
-GrpcReceiver = otlp_grpc_receiver.Receiver
-
-
-@pytest.fixture
-def grpc_receiver() -> Iterator[GrpcReceiver]:
-    r = GrpcReceiver().start()
-    yield r
-    r.stop()
-
-
-def grpc_exporter(endpoint: str, timeout: float = 5, **kwargs: Any) -> GrpcMetricExporter:
-    return GrpcMetricExporter(endpoint=endpoint, insecure=True, timeout=timeout, **kwargs)
-
-
-def _poll(predicate: Callable[[], bool], deadline: float = 10.0) -> bool:
-    end = time.monotonic() + deadline
-    while not predicate():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def test_grpc_counter_histogram_labels_and_resource_arrive(grpc_receiver: GrpcReceiver) -> None:
+@pytest.mark.parametrize("transport", ["grpc"])
+def test_grpc_counter_histogram_labels_and_resource_arrive(
+        transport_receiver: AnyReceiver) -> None:
     method = event.new_string_key("method")
     m = stats.Float64(unique("grpc_latency"), "", "ms")
     count = metric.Scalar(unique("grpc_count"), "calls", keys=[method]).count_float64(m)
@@ -477,10 +569,11 @@ def test_grpc_counter_histogram_labels_and_resource_arrive(grpc_receiver: GrpcRe
     for v in (0.5, 1.0, 2.5, 10.0, 12.0):
         m.record(hover, v)
     m.record(rename, 100.0)
-    e = otel.connect(grpc_exporter(grpc_receiver.endpoint, headers={"x-tenant": "t1"}),
+    e = otel.connect(sdk_exporter("grpc", transport_receiver.endpoint,
+                                  headers={"x-tenant": "t1"}),
                      interval=3600, service="svc-grpc", host="host-grpc")
     try:
-        request = flushed(e, grpc_receiver)
+        request = flushed(e, transport_receiver)
     finally:
         e.shutdown(5000)
     resource, got = find_metric(request, count)
@@ -501,115 +594,10 @@ def test_grpc_counter_histogram_labels_and_resource_arrive(grpc_receiver: GrpcRe
     assert (point.count, point.sum, point.min, point.max) == (5, 26.0, 0.5, 12.0)
     point = points[(("method", "rename"),)]
     assert (list(point.bucket_counts), point.count, point.sum) == ([0, 0, 1], 1, 100.0)
-    headers = grpc_receiver.headers[0]
+    headers = transport_receiver.headers[0]
     assert headers["x-tenant"] == "t1"
     assert headers["user-agent"].startswith("OTel-OTLP-Exporter-Python/")
     assert "grpc-python/" in headers["user-agent"]
-
-
-def test_grpc_periodic_export_without_flush(grpc_receiver: GrpcReceiver) -> None:
-    m = stats.Int64(unique("grpc_periodic_m"), "", "1")
-    name = metric.Scalar(unique("grpc_periodic")).count_int64(m)
-    m.record(None, 1)
-    e = otel.connect(grpc_exporter(grpc_receiver.endpoint), interval=0.05)
-    try:
-        requests = grpc_receiver.wait_for(2)
-    finally:
-        e.shutdown(5000)
-    for request in requests:
-        assert find_metric(request, name)[1].sum.data_points[0].as_int == 1
-
-
-def test_grpc_shutdown_exports_what_is_left_and_is_idempotent(
-        grpc_receiver: GrpcReceiver) -> None:
-    calls: List[float] = []
-
-    class Counting(GrpcMetricExporter):
-        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-            calls.append(timeout_millis)
-            super().shutdown(timeout_millis, **kwargs)
-
-    m = stats.Int64(unique("grpc_shut_m"), "", "1")
-    name = metric.Scalar(unique("grpc_shut")).count_int64(m)
-    e = otel.connect(Counting(endpoint=grpc_receiver.endpoint, insecure=True, timeout=5),
-                     interval=3600)
-    m.record(None, 1)
-    assert find_metric(flushed(e, grpc_receiver), name)[1].sum.data_points[0].as_int == 1
-    m.record(None, 1)
-    assert e.shutdown(5000) is True
-    assert len(grpc_receiver.requests) == 2
-    assert find_metric(grpc_receiver.requests[-1], name)[1].sum.data_points[0].as_int == 2
-    assert e.shutdown(5000) is True
-    e.close()
-    assert len(calls) == 1
-    assert e.closed is True
-    assert e.force_flush(1000) is False
-    assert len(grpc_receiver.requests) == 2
-
-
-def test_grpc_shutdown_returns_within_its_timeout_when_the_endpoint_hangs() -> None:
-    # A listening socket that never accepts: the connection is made, no answer
-    # comes, and the SDK's gRPC exporter waits for its own timeout (30 s here),
-    # not for the one it is given.
-    hole = socket.socket()
-    hole.bind(("127.0.0.1", 0))
-    hole.listen(8)
-    try:
-        m = stats.Int64(unique("grpc_hang_m"), "", "1")
-        metric.Scalar(unique("grpc_hang")).count_int64(m)
-        m.record(None, 1)
-        endpoint = "127.0.0.1:%d" % hole.getsockname()[1]
-        e = otel.connect(grpc_exporter(endpoint, timeout=30), interval=3600)
-        assert e.force_flush(200) is False
-        assert e.shutdown(200) is False
-        assert e.shutdown(200) is False
-        # Shutting the gRPC exporter down cancelled the call in flight: the
-        # exporter's thread ends now, not after 30 s.
-        e._thread.join(10)
-        assert not e._thread.is_alive()
-    finally:
-        hole.close()
-
-
-@pytest.mark.parametrize("outage", ["refused", "down"])
-def test_grpc_outage_then_recovery_loses_nothing(
-        grpc_receiver: GrpcReceiver, outage: str, caplog: pytest.LogCaptureFixture) -> None:
-    # "refused": the receiver answers UNAVAILABLE; "down": it is stopped and
-    # comes back on the same port.  timeout=0.5: the exporter's own retry
-    # (1 s backoff and more) does not fit, so each attempt fails at once.
-    m = stats.Int64(unique("grpc_outage_m"), "", "1")
-    name = metric.Scalar(unique("grpc_outage")).sum_int64(m)
-    hist = metric.HistogramInt64(unique("grpc_outage_hist"), "", [10]).record(m)
-    e = otel.connect(grpc_exporter(grpc_receiver.endpoint, timeout=0.5), interval=3600)
-    try:
-        m.record(None, 5)
-        assert find_metric(flushed(e, grpc_receiver), name)[1].sum.data_points[0].as_int == 5
-        with caplog.at_level(logging.INFO, logger="gotools_compat.export.otel"):
-            if outage == "refused":
-                grpc_receiver.fail_code = grpc.StatusCode.UNAVAILABLE
-            else:
-                grpc_receiver.stop()
-            assert e.force_flush(5000) is False
-            m.record(None, 6)
-            assert e.force_flush(5000) is False
-            m.record(None, 20)
-            if outage == "refused":
-                assert grpc_receiver.failures == 2
-                grpc_receiver.fail_code = None
-            else:
-                grpc_receiver.start()
-            assert _poll(lambda: e.force_flush(5000))
-        request = grpc_receiver.requests[-1]
-    finally:
-        e.shutdown(5000)
-    assert find_metric(request, name)[1].sum.data_points[0].as_int == 31
-    point = find_metric(request, hist)[1].histogram.data_points[0]
-    assert (list(point.bucket_counts), point.count, point.sum) == ([2, 1], 3, 31)
-    ours = [(r.levelname, r.getMessage()) for r in caplog.records
-            if r.name == "gotools_compat.export.otel"]
-    assert [level for level, _ in ours] == ["WARNING", "INFO"]  # the outage once, its end
-    failed = re.search(r"after (\d+) failed attempts", ours[1][1])
-    assert failed is not None and int(failed.group(1)) >= 2
 
 
 # Exit without shutdown, on both transports.
@@ -649,12 +637,8 @@ _EXIT_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _exit_receiver(transport: str) -> Any:
-    return (GrpcReceiver() if transport == "grpc" else Receiver()).start()
-
-
 @pytest.mark.parametrize("no_thread_at_exit", [False, True])
-@pytest.mark.parametrize("transport", ["grpc", "http"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_child_process_that_just_exits_delivers_every_value(
         transport: str, no_thread_at_exit: bool) -> None:
     # No flush, no shutdown: the exit hook's shutdown does the only export.
@@ -664,7 +648,7 @@ def test_a_child_process_that_just_exits_delivers_every_value(
     # ones, starts any (gRPC streams do: export.ocagent posts over HTTP at
     # exit for that).
     n = 37
-    receiver = _exit_receiver(transport)
+    receiver = start_receiver(transport)
     try:
         done = subprocess.run(
             [sys.executable, "-W", "error", "-c", _EXIT_SCRIPT, transport, receiver.endpoint,
@@ -685,18 +669,12 @@ def test_a_child_process_that_just_exits_delivers_every_value(
 
 
 @pytest.mark.parametrize("no_thread_at_exit", [False, True])
-@pytest.mark.parametrize("transport", ["grpc", "http"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_exit_with_a_hanging_endpoint_ends_at_the_export_timeout(
         transport: str, no_thread_at_exit: bool) -> None:
     # The SDK exporter would wait 30 s; the exit hook gives up after our
     # timeout (0.5 s), shuts it down, and the process ends.
-    hole = socket.socket()
-    hole.bind(("127.0.0.1", 0))
-    hole.listen(8)
-    try:
-        endpoint = "127.0.0.1:%d" % hole.getsockname()[1]
-        if transport == "http":
-            endpoint = "http://%s/v1/metrics" % endpoint
+    with hanging_endpoint(transport) as (hole, endpoint):
         done = subprocess.run(
             [sys.executable, "-c", _EXIT_SCRIPT, transport, endpoint, "3", "30", "0.5",
              str(no_thread_at_exit)],
@@ -705,5 +683,3 @@ def test_exit_with_a_hanging_endpoint_ends_at_the_export_timeout(
         assert "a thread was started at exit" not in done.stderr
         hole.settimeout(10)
         hole.accept()[0].close()  # the exit export did dial
-    finally:
-        hole.close()
