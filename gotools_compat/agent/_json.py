@@ -88,9 +88,10 @@ def collector_paused() -> Iterator[None]:
     ``json.loads`` builds some 30 dicts and lists per histogram series, alive
     until the request is stored.  They form no cycles and reference counting
     frees them, but while the collector runs each is traversed by several young
-    collections and makes a full collection of the whole heap due sooner: that
-    took about 8 of the 25 us a series cost (benchmarks/bench_agent.py, HTTP
-    ingest: 25,600-27,500 series per CPU-second before, 40,000-50,000 after).
+    collections and makes a full collection of the whole heap due sooner: the
+    pause makes HTTP/JSON ingest 1.25-1.4 times as fast (benchmarks/
+    bench_agent.py, with and without it back to back: 39,400 against 28,100
+    and 32,500 against 26,200 series per CPU-second).
     So the first request in pauses the collector
     if it is enabled and the last one out enables it again.  A collector that
     the application disabled is left alone, and one paused for longer than
