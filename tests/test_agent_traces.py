@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Iterator, Tuple
 
 import grpc
 import pytest
@@ -24,6 +21,8 @@ from opencensus.proto.agent.trace.v1 import (  # noqa: E402
     trace_service_pb2_grpc,
 )
 from opencensus.proto.trace.v1 import trace_pb2  # noqa: E402
+
+from tests.zipkin_receiver import Receiver as ZipkinReceiver  # noqa: E402
 
 GO_TRACE = (Path(__file__).parent / "fixtures" / "go-ocagent-v1-trace.json").read_bytes()
 
@@ -109,39 +108,11 @@ def test_spans_over_grpc_and_a_bounded_store() -> None:
     assert doc["recent"][0]["status"] == {"code": 2, "message": "bad"}
 
 
-class _Zipkin(BaseHTTPRequestHandler):
-    received: List[Any] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        assert self.path == "/api/v2/spans"
-        assert self.headers["Content-Type"] == "application/json"
-        _Zipkin.received.extend(json.loads(body))
-        self.send_response(202)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 def test_spans_forwarded_to_zipkin_v2() -> None:
-    server = HTTPServer(("127.0.0.1", 0), _Zipkin)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    _Zipkin.received = []
-    url = "http://127.0.0.1:%d/api/v2/spans" % server.server_address[1]
-    try:
-        with Agent("127.0.0.1:0", None, zipkin=url) as agent:
+    with ZipkinReceiver() as zipkin:
+        with Agent("127.0.0.1:0", None, zipkin=zipkin.url) as agent:
             assert post(agent.port, "/v1/trace", GO_TRACE) == 200
-            deadline = time.monotonic() + 10
-            while len(_Zipkin.received) < 4:
-                assert time.monotonic() < deadline, _Zipkin.received
-                time.sleep(0.02)
-    finally:
-        server.shutdown()
-        server.server_close()
-    spans = {s["name"]: s for s in _Zipkin.received}
+            spans = {s["name"]: s for s in zipkin.wait_for(4)}
     root = spans["textDocument/hover"]
     assert root == {
         "traceId": "cb769d8d4192f073e9b0f36486875f11", "id": "a393c8c2b375a1b2",

@@ -7,9 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -27,6 +25,7 @@ from opencensus.trace import execution_context, samplers  # noqa: E402
 from opencensus.trace import tracer as oc_tracer  # noqa: E402
 
 from tests.helpers import unique  # noqa: E402
+from tests.zipkin_receiver import Receiver as ZipkinReceiver  # noqa: E402
 
 _oc.patch_clock("opencensus.trace.span")
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,29 +230,10 @@ def test_spans_wait_in_the_queue_while_the_agent_is_down_and_are_sent_after() ->
         e.close()
 
 
-class _Zipkin(BaseHTTPRequestHandler):
-    received: List[Any] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Zipkin.received.extend(json.loads(body))
-        self.send_response(202)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 def test_the_agent_forwards_our_spans_to_zipkin_v2() -> None:
-    server = HTTPServer(("127.0.0.1", 0), _Zipkin)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    _Zipkin.received = []
-    url = "http://127.0.0.1:%d/api/v2/spans" % server.server_address[1]
     saved = export.get_exporter()
     try:
-        with Agent("127.0.0.1:0", None, zipkin=url) as agent:
+        with ZipkinReceiver() as zipkin, Agent("127.0.0.1:0", None, zipkin=zipkin.url) as agent:
             e = ocagent.connect(ocagent.Config(address="127.0.0.1:%d" % agent.port,
                                                service="zipkin-test", rate=3600))
             assert e is not None
@@ -265,15 +245,9 @@ def test_the_agent_forwards_our_spans_to_zipkin_v2() -> None:
             end()
             assert e.flush()
             e.close()
-            deadline = time.monotonic() + 10
-            while len(_Zipkin.received) < 2:
-                assert time.monotonic() < deadline, _Zipkin.received
-                time.sleep(0.02)
+            by_name = {s["name"]: s for s in zipkin.wait_for(2)}
     finally:
         export.set_exporter(saved)
-        server.shutdown()
-        server.server_close()
-    by_name = {s["name"]: s for s in _Zipkin.received}
     root, child_span = by_name["zk_root"], by_name["zk_child"]
     ours = event.get_span(ctx)
     assert ours is not None
