@@ -19,7 +19,6 @@ most 1.0x the SDK reader.
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import time
 from typing import Any, Callable, List, Tuple
@@ -30,16 +29,11 @@ from opentelemetry.sdk.metrics.export import (InMemoryMetricReader, MetricExport
                                               PeriodicExportingMetricReader)
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
-from gotools_compat import event, metric, stats
+from _common import LATENCY_BUCKETS, latency_workload, record_latency
+
 from gotools_compat.export import otel
 
-BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0]
 NAME = "bench_latency_seconds"
-
-
-def label_pairs(series: int) -> List[Tuple[str, str]]:
-    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "LINK", "X"]
-    return [(methods[i % 10], "/api/v1/items/%d" % (i // 10)) for i in range(series)]
 
 
 class _Drop(MetricExporter):
@@ -63,7 +57,7 @@ class _Drop(MetricExporter):
 
 
 def _view(series: int) -> View:
-    aggregation = ExplicitBucketHistogramAggregation(BUCKETS)
+    aggregation = ExplicitBucketHistogramAggregation(LATENCY_BUCKETS)
     try:  # the SDK keeps 2,000 series per metric unless told otherwise
         return View(instrument_name=NAME, aggregation=aggregation,
                     aggregation_cardinality_limit=series + 1)
@@ -73,26 +67,15 @@ def _view(series: int) -> View:
 
 def build(series: int, per_series: int) -> Tuple[MeterProvider, InMemoryMetricReader,
                                                  PeriodicExportingMetricReader, _Drop]:
-    rnd = random.Random(9)
-    pairs = label_pairs(series)
-    values = [[rnd.lognormvariate(-1.5, 1.5) for _ in range(per_series)] for _ in pairs]
-
-    method = event.new_string_key("method")
-    route = event.new_string_key("route")
-    m = stats.Float64("bench_latency", "latency", "s")
-    metric.HistogramFloat64(NAME, "Request latency.", BUCKETS, keys=[method, route],
-                            max_rows=series + 1).record(m)
-    for (meth, rt), vals in zip(pairs, values):
-        ctx = event.label(None, method.of(meth), route.of(rt))
-        for v in vals:
-            m.record(ctx, v)
+    workload = latency_workload(series, per_series, seed=9)
+    record_latency(NAME, workload)
 
     memory = InMemoryMetricReader()
     drop = _Drop()
     periodic = PeriodicExportingMetricReader(drop, export_interval_millis=86_400_000)
     provider = MeterProvider(metric_readers=[memory, periodic], views=[_view(series)])
     histogram = provider.get_meter("bench").create_histogram(NAME, "s", "Request latency.")
-    for (meth, rt), vals in zip(pairs, values):
+    for (meth, rt), vals in workload:
         attributes = {"method": meth, "route": rt}
         for v in vals:
             histogram.record(v, attributes)
@@ -137,7 +120,7 @@ def main() -> None:
 
     o = statistics.median(ours)
     print("otel.collect(), %d histogram series (%d bounds), median of %d"
-          % (args.series, len(BUCKETS), args.repeat))
+          % (args.series, len(LATENCY_BUCKETS), args.repeat))
     for label, peer in (("InMemoryMetricReader.get_metrics_data()", in_memory),
                         ("PeriodicExportingMetricReader.collect()", periodic_runs)):
         p = statistics.median(peer)

@@ -17,46 +17,29 @@ at most 0.1x (endpoint) and at most 1.0x (collector).
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import time
 import urllib.request
-from typing import Callable, List, Tuple
+from typing import Callable, Tuple
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from gotools_compat import event, metric, stats
+from _common import LATENCY_BUCKETS, latency_workload, record_latency
+
 from gotools_compat.export import prometheus
 
-BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0]
-
-
-def label_pairs(series: int) -> List[Tuple[str, str]]:
-    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "LINK", "X"]
-    return [(methods[i % 10], "/api/v1/items/%d" % (i // 10)) for i in range(series)]
 
 
 def build(series: int, per_series: int) -> Tuple[prometheus.Exporter, CollectorRegistry]:
-    rnd = random.Random(6)
-    pairs = label_pairs(series)
-    values = [[rnd.lognormvariate(-1.5, 1.5) for _ in range(per_series)] for _ in pairs]
-
-    method = event.new_string_key("method")
-    route = event.new_string_key("route")
-    m = stats.Float64("bench_latency", "latency", "s")
-    metric.HistogramFloat64("bench_latency_seconds", "Request latency.", BUCKETS,
-                            keys=[method, route], max_rows=series + 1).record(m)
-    for (meth, rt), vals in zip(pairs, values):
-        ctx = event.label(None, method.of(meth), route.of(rt))
-        for v in vals:
-            m.record(ctx, v)
+    workload = latency_workload(series, per_series, seed=6)
+    record_latency("bench_latency_seconds", workload)
 
     prometheus_client.disable_created_metrics()
     peer_registry = CollectorRegistry()
     peer = Histogram("bench_latency_seconds", "Request latency.", ["method", "route"],
-                     registry=peer_registry, buckets=BUCKETS)
-    for (meth, rt), vals in zip(pairs, values):
+                     registry=peer_registry, buckets=LATENCY_BUCKETS)
+    for (meth, rt), vals in workload:
         child = peer.labels(meth, rt)
         for v in vals:
             child.observe(v)
@@ -105,7 +88,8 @@ def main() -> None:
         server.stop()
 
     med = {name: statistics.median(values) for name, values in times.items()}
-    print("series=%d buckets=%d labels=2 repeat=%d" % (args.series, len(BUCKETS), args.repeat))
+    print("series=%d buckets=%d labels=2 repeat=%d"
+          % (args.series, len(LATENCY_BUCKETS), args.repeat))
     for name in runs:
         print("  %-9s median %8.1f ms  (%d bytes)" % (name, med[name] * 1e3, sizes[name]))
     print("ratio endpoint/peer   %.3fx  (issue: <= 0.1x)" % (med["endpoint"] / med["peer"]))
