@@ -47,14 +47,22 @@ def agent() -> Iterator[Agent]:
 
 
 def scrape(port: int, accept: Optional[str] = None) -> Tuple[str, str]:
+    """Content type and text of /metrics, less the agent's own series (gotools_agent_*)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request("GET", "/metrics", headers={"Accept": accept} if accept else {})
         response = conn.getresponse()
         assert response.status == 200
-        return response.getheader("Content-Type") or "", response.read().decode("utf-8")
+        return response.getheader("Content-Type") or "", without_own(
+            response.read().decode("utf-8"))
     finally:
         conn.close()
+
+
+def without_own(text: str) -> str:
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not line.split(" ", 3)[-2 if line.startswith("#") else 0]
+                   .startswith("gotools_agent_"))
 
 
 def node(service: str, host: str = "host", pid: int = 1) -> Any:

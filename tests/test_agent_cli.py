@@ -67,7 +67,7 @@ def test_serves_then_stops_cleanly_on_sigterm() -> None:
     assert "OpenCensus gRPC and HTTP/JSON on 127.0.0.1:%d" % listen in err
     assert "http://127.0.0.1:%d/metrics" % prom in err
     assert "SIGTERM received, stopping" in err
-    assert "client 127.0.0.1:" in err and "connected (HTTP/1.1)" in err
+    assert "new sender job='gopls' instance='vm:2411'" in err
 
 
 def test_a_port_in_use_is_a_clear_error_and_nonzero_exit() -> None:

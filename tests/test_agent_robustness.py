@@ -19,6 +19,7 @@ from google.protobuf import json_format
 from prometheus_client.parser import text_string_to_metric_families
 
 from gotools_compat._oc import proto
+from gotools_compat._server import Limits
 from gotools_compat.agent import Agent
 from tests.helpers import http_post
 
@@ -39,7 +40,7 @@ Request = metrics_service_pb2.ExportMetricsServiceRequest
 
 @pytest.fixture
 def agent() -> Iterator[Agent]:
-    a = Agent("127.0.0.1:0", None, max_message_bytes=64 * 1024, first_byte_timeout=0.3).start()
+    a = Agent("127.0.0.1:0", None, max_message_bytes=64 * 1024, limits=Limits(header_timeout=0.3)).start()
     # Another sender's state, which nothing below may disturb.
     assert http_post(a.port, "/v1/metrics", GO_METRICS)[0] == 200
     yield a
@@ -148,8 +149,10 @@ def test_invalid_protobuf_and_json_over_http_are_400(
     assert status == 400 and b"ExportMetricsServiceRequest" in body
     status, body = http_post(agent.port, "/v1/trace", b"[1, 2]")
     assert status == 400
+    # One WARNING for the cause, every refusal counted.
     refused = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(refused) == 4 and "refused" in refused[0].getMessage()
+    assert len(refused) == 1 and "refused (400)" in refused[0].getMessage()
+    assert agent.limit_hits("bad_request") == 4
     still_serving(agent)
 
 

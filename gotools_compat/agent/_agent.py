@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import threading
+import time
 from concurrent import futures
 from typing import Any, Dict, List, Optional, Tuple
 
 import grpc
 
-from . import _grpc, _http, _lean, _mux
+from gotools_compat._server import Counters, Limits, Server
+
+from . import _grpc, _http, _lean
 from ._model import Export
 from ._render import render
-from ._store import Sender, Store
+from ._store import COUNTER, GAUGE, Family, Sender, Store
+from ._text import label_pair
 from ._traces import TraceStore
 from ._zipkin import ZipkinForwarder
 
@@ -62,6 +66,14 @@ class Agent:
     (``host:pid``) unless ``target_labels`` is false; a sender silent for
     ``expire_after`` seconds (0: never) loses its series.
 
+    Bounds: ``limits`` (connections, timeouts, head size: see
+    :class:`gotools_compat._server.Limits`; its body size is
+    ``max_message_bytes``, which bounds gRPC messages too); ``max_streams``
+    gRPC streams in all, ``max_streams_per_connection`` on one connection,
+    and a stream that receives nothing for ``stream_idle_timeout`` seconds is
+    ended.  Each bound hit is counted on ``/metrics`` as
+    ``gotools_agent_limit_hits_total{limit="..."}``.
+
     ``otlp`` (a URL such as ``http://127.0.0.1:4318``) forwards every metric
     received as OTLP/HTTP (see :mod:`._otlp`; needs the ``otel`` extra,
     else ImportError here); its counters are on ``/metrics``.
@@ -71,14 +83,20 @@ class Agent:
                  *, namespace: str = "promdemo", const_labels: Optional[Dict[str, str]] = None,
                  target_labels: bool = True, expire_after: float = 300.0,
                  max_message_bytes: int = 16 * 1024 * 1024, max_spans: int = 10_000,
-                 zipkin: Optional[str] = None, max_streams: int = 256,
-                 first_byte_timeout: float = 30.0, otlp: Optional[str] = None,
+                 zipkin: Optional[str] = None, limits: Optional[Limits] = None,
+                 max_streams: int = 256, max_streams_per_connection: int = 32,
+                 stream_idle_timeout: float = 120.0, otlp: Optional[str] = None,
                  otlp_timeout: float = 10.0) -> None:
         self.listen = parse_address(listen)
         self.prometheus = parse_address(prometheus) if prometheus else None
+        if max_streams < 1 or max_streams_per_connection < 1 or not stream_idle_timeout > 0:
+            raise ValueError("max_streams, max_streams_per_connection and stream_idle_timeout "
+                             "must be positive")
         self.max_message_bytes = max_message_bytes
+        self.limits = dataclasses.replace(limits or Limits(), max_body_bytes=max_message_bytes)
         self._max_streams = max_streams
-        self._first_byte_timeout = first_byte_timeout
+        self._max_streams_per_connection = max_streams_per_connection
+        self._streams = _grpc.Streams(stream_idle_timeout)
         self._store = Store(namespace, {"vendor": "otc"} if const_labels is None
                             else const_labels, target_labels, expire_after)
         self._zipkin = ZipkinForwarder(zipkin) if zipkin else None
@@ -97,11 +115,10 @@ class Agent:
         self._lock = threading.Lock()
         self._started = False
         self._stopped = threading.Event()
-        self._mux: Optional[_mux.Mux] = None
+        self._server: Optional[Server] = None
+        self._counters = Counters()  # of the gRPC side and of bad requests
         self._grpc: Optional[grpc.Server] = None
-        self._grpc_target = ""
         self._tmpdir: Optional[str] = None
-        self._http: Optional[_http.Server] = None
         self._threads: List[threading.Thread] = []
 
     # -- the sink the receivers call ---------------------------------------
@@ -121,15 +138,45 @@ class Agent:
     def ingest_spans(self, node: Any, request: Any) -> None:
         self.traces.add(node, request.spans)
 
+    def bad_request(self, peer: str, route: str, error: str) -> None:
+        self._counters.hit("bad_request", "%s: POST %s refused (400): %s", peer, route, error)
+
     # -- what it serves ----------------------------------------------------
 
     def metrics_text(self, openmetrics: bool = False) -> bytes:
         """The Prometheus text format (or OpenMetrics) of every stored series."""
         snapshot = self._store.snapshot()
+        snapshot += self.own_families()
         otlp = self._otlp
         if otlp is not None:
             snapshot += otlp.families()
         return render(snapshot, openmetrics)
+
+    def own_families(self) -> List[Tuple[Family, List[Tuple[bytes, Any]]]]:
+        """The agent's own series: bounds hit, open connections and streams."""
+        hits: Dict[str, int] = dict(self._counters.items())
+        if self._server is not None:
+            for cause, count in self._server.counters.items():
+                hits[cause] = hits.get(cause, 0) + count
+        limit_hits = Family("gotools_agent_limit_hits", COUNTER,
+                            "Times a bound of the agent was hit, by bound (see --help).", "")
+        connections = Family("gotools_agent_open_connections", GAUGE,
+                             "Client connections open (HTTP/1.1 and gRPC).", "")
+        streams = Family("gotools_agent_open_grpc_streams", GAUGE, "gRPC streams open.", "")
+        server = self._server
+        return [
+            (connections, [(b"", server.connection_count() if server is not None else 0)]),
+            (streams, [(b"", self._streams.open())]),
+            (limit_hits, [(label_pair("limit", cause), count)
+                          for cause, count in sorted(hits.items())]),
+        ]
+
+    def limit_hits(self, cause: str) -> int:
+        """How often the bound ``cause`` (as in ``limit="..."``) was hit."""
+        for lbl, count in self.own_families()[2][1]:
+            if lbl == label_pair("limit", cause):
+                return int(count)
+        return 0
 
     def tracez(self, as_json: bool = False, limit: int = 100) -> bytes:
         return self.traces.json(limit) if as_json else self.traces.html(limit)
@@ -159,40 +206,35 @@ class Agent:
 
     def _start(self) -> None:
         self._stopped.clear()
+        self._tmpdir = tempfile.mkdtemp(prefix="gotools-agent-")
+        grpc_target = os.path.join(self._tmpdir, "grpc.sock")
+        server = self._server = Server(_http.Routes(self), self.limits, name="gotools-agent",
+                                       fds_per_connection=3)
         host, port = self.listen
         try:
-            listener, self.port = _mux.bind(host, port)
+            self.port = server.listen(host, port, grpc_target)
         except OSError as exc:
             raise OSError(exc.errno, "cannot listen on %s:%d: %s"
                           % (host, port, _reason(exc))) from None
         if self.prometheus is not None:
             phost, pport = self.prometheus
             try:
-                self._http = _http.Server((phost, pport), self)
+                self.prometheus_port = server.listen(phost, pport)
             except OSError as exc:
-                listener.close()
                 raise OSError(exc.errno, "cannot serve Prometheus on %s:%d: %s"
                               % (phost, pport, _reason(exc))) from None
-            self.prometheus_port = self._http.server_address[1]
+        idle_ms = int(self.limits.idle_timeout * 1000)
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(self._max_streams, thread_name_prefix="gotools-agent-grpc"),
             options=[("grpc.max_receive_message_length", self.max_message_bytes),
+                     ("grpc.max_concurrent_streams", self._max_streams_per_connection),
+                     ("grpc.max_connection_idle_ms", idle_ms),
                      ("grpc.so_reuseport", 0)],
             maximum_concurrent_rpcs=self._max_streams)
-        _grpc.add_services(self._grpc, self)
-        if hasattr(socket, "AF_UNIX"):
-            self._tmpdir = tempfile.mkdtemp(prefix="gotools-agent-")
-            self._grpc_target = os.path.join(self._tmpdir, "grpc.sock")
-            self._grpc.add_insecure_port("unix:" + self._grpc_target)
-        else:  # pragma: no cover - platforms without unix sockets
-            self._grpc_target = "127.0.0.1:%d" % self._grpc.add_insecure_port("127.0.0.1:0")
+        _grpc.add_services(self._grpc, self, self._streams)
+        self._grpc.add_insecure_port("unix:" + grpc_target)
         self._grpc.start()
-        serve_http = self._serve_http
-        self._mux = _mux.Mux(listener, self._connect_grpc, serve_http, self._first_byte_timeout)
-        self._mux.start()
-        if self._http is not None:
-            server = self._http
-            self._spawn(lambda: server.serve_forever(0.05), "gotools-agent-prometheus")
+        server.start()
         self._spawn(self._housekeeping, "gotools-agent-expire")
         if self._zipkin is not None:
             self._zipkin.start()
@@ -207,26 +249,16 @@ class Agent:
         thread.start()
         self._threads.append(thread)
 
-    def _connect_grpc(self) -> socket.socket:
-        if self._tmpdir is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(self._grpc_target)
-            except OSError:
-                sock.close()
-                raise
-            return sock
-        host, _, port = self._grpc_target.rpartition(":")  # pragma: no cover
-        return socket.create_connection((host, int(port)))  # pragma: no cover
-
-    def _serve_http(self, conn: socket.socket, address: Any) -> None:
-        _http.Handler(conn, address, _http.Holder(self))  # type: ignore[arg-type]
-
     def _housekeeping(self) -> None:
         expire = self._store.expire_after
-        interval = min(5.0, expire / 4) if expire > 0 else 5.0
+        idle = self._streams.idle_timeout
+        interval = min(5.0, idle / 4, expire / 4 if expire > 0 else 5.0)
         while not self._stopped.wait(interval):
             self._store.expire()
+            ended = self._streams.end_idle(time.monotonic())
+            if ended:
+                self._counters.hit("stream_idle_timeout", "%d gRPC streams ended after %.0f s "
+                                   "without a message", ended, idle, count=ended)
 
     def stop(self, grace: float = 2.0) -> None:
         """Stop serving: open streams end, queued spans go to Zipkin.  Idempotent."""
@@ -239,17 +271,11 @@ class Agent:
 
     def _teardown(self, grace: float = 2.0) -> None:
         self._stopped.set()
-        if self._mux is not None:
-            self._mux.stop()
-            self._mux = None
+        if self._server is not None:
+            self._server.stop(grace)
         if self._grpc is not None:
             self._grpc.stop(grace).wait(grace + 1.0)
             self._grpc = None
-        if self._http is not None:
-            if self._threads:
-                self._http.shutdown()
-            self._http.server_close()
-            self._http = None
         if self._zipkin is not None:
             self._zipkin.stop(grace)
         if self._otlp is not None:

@@ -11,7 +11,9 @@ traceback).
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator, Protocol
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, Protocol
 
 import grpc
 from google.protobuf import message
@@ -63,9 +65,53 @@ def _stream_error(kind: str, error: grpc.RpcError) -> None:
     logger.info("%s stream ended by the client: %s", kind, error)
 
 
+class Streams:
+    """The open streams and when each last received a message, to end idle ones.
+
+    grpcio runs each stream on a thread of its pool, blocked while the client
+    sends nothing; :meth:`end_idle` cancels the streams silent for longer than
+    ``idle_timeout`` seconds, which frees their threads (the client sees
+    CANCELLED and, if it is ours, opens a new stream when it next exports).
+    """
+
+    def __init__(self, idle_timeout: float) -> None:
+        self.idle_timeout = idle_timeout
+        self._lock = threading.Lock()
+        self._last: Dict[Any, float] = {}
+
+    def watch(self, context: Any, requests: Iterator[Any]) -> Iterator[Any]:
+        """``requests``, with every message noted as activity of the stream."""
+        lock, last = self._lock, self._last
+        with lock:
+            last[context] = time.monotonic()
+        try:
+            for request in requests:
+                with lock:
+                    if context in last:  # not when end_idle has just cancelled it
+                        last[context] = time.monotonic()
+                yield request
+        finally:
+            with lock:
+                last.pop(context, None)
+
+    def end_idle(self, now: float) -> int:
+        cutoff = now - self.idle_timeout
+        with self._lock:
+            idle = [c for c, seen in self._last.items() if seen < cutoff]
+            for context in idle:
+                del self._last[context]
+        for context in idle:
+            context.cancel()
+        return len(idle)
+
+    def open(self) -> int:
+        return len(self._last)
+
+
 class MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: ignore[misc]
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, streams: Streams) -> None:
         self._sink = sink
+        self._streams = streams
 
     def Export(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
         # Like the original agent: nothing is sent back until the client ends
@@ -73,7 +119,7 @@ class MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: 
         node = None
         sender = None
         try:
-            for request in request_iterator:
+            for request in self._streams.watch(context, request_iterator):
                 if isinstance(request, _Invalid):
                     logger.warning("metrics stream: %s", request.error)
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
@@ -92,13 +138,14 @@ class MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: 
 
 
 class TraceService(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, streams: Streams) -> None:
         self._sink = sink
+        self._streams = streams
 
     def Export(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
         node = None
         try:
-            for request in request_iterator:
+            for request in self._streams.watch(context, request_iterator):
                 if isinstance(request, _Invalid):
                     logger.warning("trace stream: %s", request.error)
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
@@ -117,9 +164,9 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore
         yield
 
 
-def add_services(server: grpc.Server, sink: Sink) -> None:
-    metrics = MetricsService(sink)
-    trace = TraceService(sink)
+def add_services(server: grpc.Server, sink: Sink, streams: Streams) -> None:
+    metrics = MetricsService(sink, streams)
+    trace = TraceService(sink, streams)
     mreq = _lean.LeanRequest  # the same wire form, read lean (see _lean)
     mres = metrics_service_pb2.ExportMetricsServiceResponse
     treq = trace_service_pb2.ExportTraceServiceRequest

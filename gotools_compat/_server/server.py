@@ -1,0 +1,309 @@
+"""The server: listeners and connections on one event loop thread, handlers on a few workers.
+
+Bounded everywhere a client could make it hold something: connections in
+all and per peer (at the bound, the connection that has waited longest
+without a complete request makes room), the time of each phase of a
+request, body and head sizes (see :class:`~.limits.Limits`).  At the fd
+limit accepting pauses, retried every 100 ms and whenever a connection
+closes, with one WARNING when the episode starts and one INFO when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import logging
+import socket
+import threading
+from concurrent import futures
+from typing import Dict, List, Optional, Protocol
+
+from .http1 import WAITING, Connection, Request, Response, error_response, peer_host
+from .limits import Counters, Limits
+
+logger = logging.getLogger(__name__)
+
+_OUT_OF_FDS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+_RETRY_ACCEPT = 0.1
+_ACCEPTS_PER_WAKEUP = 64
+BACKLOG = 1024
+
+
+class Handler(Protocol):
+    """What a server serves; ``handle`` runs on a worker thread, ``early`` on the loop."""
+
+    def early(self, method: str, target: str) -> Optional[Response]:
+        """A response to send instead of reading the body (then the connection closes)."""
+
+    def handle(self, request: Request) -> Response: ...
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; OSError (EADDRINUSE...) goes to the caller."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=BACKLOG)
+
+
+class _Listener:
+    __slots__ = ("sock", "grpc_target")
+
+    def __init__(self, sock: socket.socket, grpc_target: Optional[str]) -> None:
+        self.sock = sock
+        self.grpc_target = grpc_target
+
+
+class _Upstream(asyncio.Protocol):
+    """grpcio's side of a gRPC connection: what it sends goes to the client."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def data_received(self, data: bytes) -> None:
+        transport = self.conn.transport
+        if transport is not None:
+            transport.write(data)
+
+    def pause_writing(self) -> None:
+        if self.conn.transport is not None:
+            self.conn.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.conn.transport is not None:
+            self.conn.transport.resume_reading()
+
+    def eof_received(self) -> Optional[bool]:
+        self.conn.close()
+        return None
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.conn.close()
+
+
+class Server:
+    """One event loop thread serving ``handler`` on any number of listeners."""
+
+    def __init__(self, handler: Handler, limits: Limits = Limits(), *,
+                 name: str = "gotools_compat", fds_per_connection: int = 1) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.counters = Counters()
+        self.max_connections, self.max_per_peer = limits.connections(fds_per_connection)
+        self.loop = asyncio.new_event_loop()
+        self._name = name
+        self._listeners: List[_Listener] = []
+        self._connections: Dict[Connection, None] = {}
+        # Connections that wait for the client, oldest phase first (eviction order).
+        self._waiting: "collections.OrderedDict[Connection, None]" = collections.OrderedDict()
+        self._per_peer: Dict[str, int] = {}
+        self._paused_at: Optional[float] = None
+        self._retry: Optional[asyncio.TimerHandle] = None
+        self._workers = futures.ThreadPoolExecutor(limits.workers,
+                                                   thread_name_prefix=name + "-worker")
+        self._thread: Optional[threading.Thread] = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def listen(self, host: str, port: int, grpc_target: Optional[str] = None) -> int:
+        """Bind now (OSError to the caller), serve once started; the port bound.
+
+        ``grpc_target``: a unix socket path of grpcio's server; connections that
+        start with the HTTP/2 preface are piped there."""
+        sock = bind(host, port)
+        sock.setblocking(False)
+        listener = _Listener(sock, grpc_target)
+        self._listeners.append(listener)
+        if self._thread is not None:
+            self.loop.call_soon_threadsafe(self._watch, listener)
+        return int(sock.getsockname()[1])
+
+    def start(self) -> None:
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            for listener in self._listeners:
+                self._watch(listener)
+            self.loop.call_soon(ready.set)
+            self.loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name=self._name + "-loop", daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Close the listeners and every connection; idempotent."""
+        thread = self._thread
+        if thread is None:
+            for listener in self._listeners:
+                listener.sock.close()
+            self._listeners = []
+            return
+        self._thread = None
+        done = threading.Event()
+
+        def shut() -> None:
+            for listener in self._listeners:
+                self.loop.remove_reader(listener.sock.fileno())
+                listener.sock.close()
+            self._listeners = []
+            for conn in list(self._connections):
+                conn.close()
+            self.loop.call_soon(done.set)
+
+        self.loop.call_soon_threadsafe(shut)
+        done.wait(grace)
+        self._workers.shutdown(wait=True)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        thread.join(grace)
+        if not thread.is_alive():
+            self.loop.close()
+
+    # -- accepting ---------------------------------------------------------------
+
+    def _watch(self, listener: _Listener) -> None:
+        self.loop.add_reader(listener.sock.fileno(), self._accept, listener)
+
+    def _accept(self, listener: _Listener) -> None:
+        for _ in range(_ACCEPTS_PER_WAKEUP):
+            try:
+                sock, address = listener.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _OUT_OF_FDS:
+                    self._pause_accepting(exc)
+                    return
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+                    continue  # that client gave up already
+                self.counters.hit("accept_error", "accept failed: %s", exc)
+                return
+            if self._paused_at is not None:
+                logger.info("accepting connections again, after %.1f s at the open-files limit",
+                            self.loop.time() - self._paused_at)
+                self._paused_at = None
+            self._admit(sock, peer_host(address), listener)
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        for listener in self._listeners:
+            self.loop.remove_reader(listener.sock.fileno())
+        if self._paused_at is None:
+            self._paused_at = self.loop.time()
+            self.counters.hit("fd_limit", "accept paused at the open-files limit (%s), %d "
+                              "connections open; it resumes by itself",
+                              exc.strerror or exc, len(self._connections))
+        if self._retry is None:
+            self._retry = self.loop.call_later(_RETRY_ACCEPT, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        self._retry = None
+        for listener in self._listeners:
+            self._watch(listener)
+
+    def _admit(self, sock: socket.socket, peer: str, listener: _Listener) -> None:
+        if len(self._connections) >= self.max_connections and not self._evict(None):
+            self.counters.hit("max_connections", "connection from %s refused: %d connections "
+                              "open, all busy", peer, len(self._connections))
+            sock.close()
+            return
+        if self._per_peer.get(peer, 0) >= self.max_per_peer and not self._evict(peer):
+            self.counters.hit("max_connections_per_peer", "connection from %s refused: %d "
+                              "connections from it, all busy", peer, self._per_peer[peer])
+            sock.close()
+            return
+        sock.setblocking(False)
+        conn = Connection(self, listener.grpc_target, peer)
+        self._connections[conn] = None
+        self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
+        self.loop.create_task(self._connect(conn, sock))
+
+    async def _connect(self, conn: Connection, sock: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: conn, sock)
+        except OSError as exc:
+            logger.debug("connection from %s lost at once: %s", conn.peer, exc)
+            sock.close()
+            self.closed(conn)
+
+    def _evict(self, peer: Optional[str]) -> bool:
+        """Close the connection that has waited longest (of ``peer``, if given)."""
+        victim = None
+        for conn in self._waiting:
+            if peer is None or conn.peer == peer:
+                victim = conn
+                break
+        if victim is None:
+            return False
+        cause = "max_connections" if peer is None else "max_connections_per_peer"
+        self.counters.hit(cause, "%d connections open%s: the one from %s waiting longest "
+                          "without a request was closed", len(self._connections) if peer is None
+                          else self._per_peer[peer], "" if peer is None else " from " + peer,
+                          victim.peer)
+        self._forget(victim)
+        victim.close()
+        return True
+
+    # -- the registry (Connection calls these) -----------------------------------
+
+    def moved(self, conn: Connection) -> None:
+        if conn not in self._connections:
+            return
+        if conn.phase in WAITING:
+            self._waiting[conn] = None
+            self._waiting.move_to_end(conn)
+        else:
+            self._waiting.pop(conn, None)
+
+    def closed(self, conn: Connection) -> None:
+        self._forget(conn)
+        if self._paused_at is not None and self._retry is not None:
+            self._retry.cancel()
+            self._retry = self.loop.call_soon(self._resume_accepting)  # type: ignore[assignment]
+
+    def _forget(self, conn: Connection) -> None:
+        if self._connections.pop(conn, 0) is None:
+            self._waiting.pop(conn, None)
+            left = self._per_peer[conn.peer] - 1
+            if left:
+                self._per_peer[conn.peer] = left
+            else:
+                del self._per_peer[conn.peer]
+
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    # -- handlers and gRPC pumps -------------------------------------------------
+
+    def run_handler(self, conn: Connection, request: Request) -> None:
+        future = self.loop.run_in_executor(self._workers, self._call, request)
+        future.add_done_callback(lambda f: conn.respond(request, f.result()))
+
+    def _call(self, request: Request) -> Response:
+        try:
+            return self.handler.handle(request)
+        except Exception:  # a handler's bug must not take the connection's loop down
+            logger.exception("%s %s from %s failed", request.method, request.path, request.peer)
+            return error_response(500, "internal error", close=True)
+
+    def start_pump(self, conn: Connection, target: str, head: bytes) -> None:
+        self.loop.create_task(self._pump(conn, target, head))
+
+    async def _pump(self, conn: Connection, target: str, head: bytes) -> None:
+        try:
+            transport, _ = await self.loop.create_unix_connection(lambda: _Upstream(conn),
+                                                                  target)
+        except OSError as exc:
+            if exc.errno in _OUT_OF_FDS:
+                self.counters.hit("fd_limit", "gRPC connection from %s closed: %s",
+                                  conn.peer, exc.strerror or exc)
+            else:
+                logger.warning("cannot reach the gRPC server for %s: %s", conn.peer, exc)
+            conn.close()
+            return
+        if conn.transport is None or conn.transport.is_closing():
+            transport.close()
+            return
+        conn.upstream = transport  # type: ignore[assignment]
+        transport.write(head)
+        conn.transport.resume_reading()
+
