@@ -77,10 +77,8 @@ E16).
 from __future__ import annotations
 
 import gzip
-import http.server
 import logging
 import re
-import socket
 import threading
 from itertools import accumulate
 from operator import concat
@@ -93,6 +91,7 @@ from prometheus_client import exposition as _exposition
 from prometheus_client import utils as _utils
 from prometheus_client.openmetrics import exposition as _om_exposition
 
+from gotools_compat import _server
 from gotools_compat import metric as _metric
 from gotools_compat._oc import prometheus as _oc_prometheus
 
@@ -102,6 +101,8 @@ TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 DEFAULT_PORT = 9464
 DEFAULT_ADDRESS = "127.0.0.1"
+# serve(): scrapes carry no body; two handler threads, whatever the number of scrapers.
+_SERVE_LIMITS = _server.Limits(max_body_bytes=64 * 1024, workers=2)
 
 _BAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9_:]")
 _BAD_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_]")
@@ -595,60 +596,53 @@ class Exporter:
         start_response("%d %s" % (status, reason), headers)
         return [body] if environ.get("REQUEST_METHOD") != "HEAD" else [b""]
 
-    def serve(self, port: int = DEFAULT_PORT, addr: Optional[str] = DEFAULT_ADDRESS
-              ) -> "Server":
+    def serve(self, port: int = DEFAULT_PORT, addr: Optional[str] = DEFAULT_ADDRESS,
+              limits: Optional[_server.Limits] = None) -> "Server":
         """Serve the metrics over HTTP on ``addr:port`` (port 0: any free port).
 
         ``addr`` "" or None means the default, 127.0.0.1 (loopback only); pass
-        "0.0.0.0" or "::" to listen on every interface.  Returns the running
+        "0.0.0.0" or "::" to listen on every interface.  ``limits``: the
+        server's bounds (see :class:`Server`).  Returns the running
         :class:`Server`; ``server.stop()`` stops it.
         """
-        return Server(self, addr or DEFAULT_ADDRESS, port)
+        return Server(self, addr or DEFAULT_ADDRESS, port, limits)
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: "_HTTPServer"
-    protocol_version = "HTTP/1.1"
+class _Routes:
+    """Every GET or HEAD path is the metrics (as Go's ``Serve(w, r)``); nothing else is."""
 
-    def do_GET(self) -> None:
-        status, headers, body = self.server.exporter.respond(
-            self.headers.get("Accept", ""), self.headers.get("Accept-Encoding", ""))
-        self.send_response(status)
-        for key, value in headers:
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    def __init__(self, exporter: Exporter) -> None:
+        self.exporter = exporter
 
-    do_HEAD = do_GET
+    def early(self, method: str, target: str) -> Optional[_server.Response]:
+        if method in ("GET", "HEAD"):
+            return None
+        return _server.error_response(405, "method %s not allowed: GET /metrics" % method)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-
-class _HTTPServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    exporter: Exporter
-
-
-class _HTTPServer6(_HTTPServer):
-    address_family = socket.AF_INET6
+    def handle(self, request: _server.Request) -> _server.Response:
+        status, headers, body = self.exporter.respond(
+            request.headers.get("accept", ""), request.headers.get("accept-encoding", ""))
+        return _server.Response(status, body, headers)
 
 
 class Server:
-    """A running metrics endpoint; ``stop()`` (or leaving a ``with`` block) ends it."""
+    """A running metrics endpoint; ``stop()`` (or leaving a ``with`` block) ends it.
 
-    def __init__(self, exporter: Exporter, addr: str, port: int) -> None:
-        httpd = (_HTTPServer6 if ":" in addr else _HTTPServer)((addr, port), _Handler)
-        httpd.exporter = exporter
-        self._httpd = httpd
+    It runs on one event loop thread and ``limits.workers`` handler threads,
+    whatever the number of clients; ``limits`` bounds connections (by default
+    a quarter of the process's open-files limit, at most 256, so that the
+    application keeps the rest), their phases' times and request sizes (see
+    :class:`gotools_compat._server.Limits`).
+    """
+
+    def __init__(self, exporter: Exporter, addr: str, port: int,
+                 limits: Optional[_server.Limits] = None) -> None:
+        server = _server.Server(_Routes(exporter), limits or _SERVE_LIMITS,
+                                name="gotools_compat-prometheus")
         self.address: str = addr
-        self.port: int = httpd.server_address[1]
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="gotools_compat prometheus :%d" % self.port,
-                                        daemon=True)
-        self._thread.start()
+        self.port: int = server.listen(addr, port)
+        server.start()
+        self._server = server
         self._stopped = False
 
     @property
@@ -656,14 +650,17 @@ class Server:
         host = "[%s]" % self.address if ":" in self.address else self.address
         return "http://%s:%d/metrics" % (host, self.port)
 
+    @property
+    def counters(self) -> _server.Counters:
+        """How often each bound was hit (``counters.get("max_connections")``...)."""
+        return self._server.counters
+
     def stop(self) -> None:
         """Stop serving and close the socket; safe to call again."""
         if self._stopped:
             return
         self._stopped = True
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
+        self._server.stop()
 
     def __enter__(self) -> "Server":
         return self
