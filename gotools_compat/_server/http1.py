@@ -34,6 +34,8 @@ _PREFACE = b"PRI "
 # still sends, so that closing does not reset the response away.
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 64 * 1024 * 1024
+_JOIN_BELOW = 64 * 1024
+_CHUNK = 1024 * 1024
 _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
             408: b"Request Timeout", 411: b"Length Required", 413: b"Content Too Large",
             431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
@@ -104,6 +106,9 @@ class Connection(asyncio.Protocol):
         self._body_size = 0
         self._timer: Optional[asyncio.TimerHandle] = None
         self._write_paused = False
+        self._out: Optional[memoryview] = None
+        self._tail = b""
+        self._close_after = False
         self._lingered = 0
         self.upstream: Optional[asyncio.Transport] = None
 
@@ -176,8 +181,9 @@ class Connection(asyncio.Protocol):
         self._write_paused = False
         if self.phase == GRPC and self.upstream is not None:
             self.upstream.resume_reading()
-        elif self.phase == WRITING:
-            self._next_request()
+        elif self.phase == WRITING:  # progress: the write timeout starts again
+            self._enter(WRITING, self.server.limits.write_timeout)
+            self._feed()
 
     def eof_received(self) -> Optional[bool]:
         if self.phase == GRPC:
@@ -325,22 +331,43 @@ class Connection(asyncio.Protocol):
         headers.append((b"Content-Length", b"%d" % len(response.body)))
         if response.close:
             headers.append((b"Connection", b"close"))
+        body = response.body if request.method != "HEAD" else b""
         try:
-            out = conn.send(h11.Response(status_code=response.status, headers=headers,
-                                         reason=_REASONS.get(response.status, b"")))
-            assert out is not None
-            if request.method != "HEAD" and response.body:
-                out += conn.send(h11.Data(data=response.body)) or b""
-            out += conn.send(h11.EndOfMessage()) or b""
+            head = conn.send(h11.Response(status_code=response.status, headers=headers,
+                                          reason=_REASONS.get(response.status, b"")))
+            parts = conn.send_with_data_passthrough(h11.Data(data=body)) if body else []
+            tail = conn.send(h11.EndOfMessage())
         except h11.LocalProtocolError as exc:  # a handler's bad header: not the client's fault
             logger.error("%s: response could not be sent: %s", self.peer, exc)
             self.close()
             return
-        self._write(out)
-        if conn.our_state is h11.MUST_CLOSE or response.close:
+        assert head is not None and parts is not None
+        self._close_after = conn.our_state is h11.MUST_CLOSE or response.close
+        if len(body) < _JOIN_BELOW:  # one segment
+            self._write(b"".join([head, *parts, tail or b""]))
+            self._sent()
+            return
+        # A large body goes out a chunk at a time as the client reads it: the
+        # transport never holds (or copies) more than a chunk of it.
+        self._write(head)
+        self._out = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
+        self._tail = tail or b""
+        self._enter(WRITING, self.server.limits.write_timeout)
+        self._feed()
+
+    def _feed(self) -> None:
+        out = self._out
+        while out is not None and not self._write_paused:
+            self._write(out[:_CHUNK])
+            out = self._out = out[_CHUNK:] if len(out) > _CHUNK else None
+        if out is None and not self._write_paused:
+            if self._tail:
+                self._write(self._tail)
+            self._sent()
+
+    def _sent(self) -> None:
+        if self._close_after:
             self._linger()
-        elif self._write_paused:
-            self._enter(WRITING, self.server.limits.write_timeout)
         else:
             self._next_request()
 

@@ -14,10 +14,10 @@ import asyncio
 import collections
 import errno
 import logging
+import queue
 import socket
 import threading
-from concurrent import futures
-from typing import Dict, List, Optional, Protocol
+from typing import Dict, List, Optional, Protocol, Tuple
 
 from .http1 import WAITING, Connection, Request, Response, error_response, peer_host
 from .limits import Counters, Limits
@@ -98,8 +98,9 @@ class Server:
         self._per_peer: Dict[str, int] = {}
         self._paused_at: Optional[float] = None
         self._retry: Optional[asyncio.TimerHandle] = None
-        self._workers = futures.ThreadPoolExecutor(limits.workers,
-                                                   thread_name_prefix=name + "-worker")
+        self._jobs: "queue.SimpleQueue[Optional[Tuple[Connection, Request]]]" = \
+            queue.SimpleQueue()
+        self._workers: List[threading.Thread] = []
         self._thread: Optional[threading.Thread] = None
 
     # -- lifecycle ---------------------------------------------------------------
@@ -129,6 +130,11 @@ class Server:
 
         self._thread = threading.Thread(target=run, name=self._name + "-loop", daemon=True)
         self._thread.start()
+        for i in range(self.limits.workers):
+            worker = threading.Thread(target=self._work, name="%s-worker-%d" % (self._name, i),
+                                      daemon=True)
+            worker.start()
+            self._workers.append(worker)
         ready.wait()
 
     def stop(self, grace: float = 2.0) -> None:
@@ -153,7 +159,11 @@ class Server:
 
         self.loop.call_soon_threadsafe(shut)
         done.wait(grace)
-        self._workers.shutdown(wait=True)
+        for _ in self._workers:
+            self._jobs.put(None)
+        for worker in self._workers:
+            worker.join(grace)
+        self._workers = []
         self.loop.call_soon_threadsafe(self.loop.stop)
         thread.join(grace)
         if not thread.is_alive():
@@ -275,8 +285,20 @@ class Server:
     # -- handlers and gRPC pumps -------------------------------------------------
 
     def run_handler(self, conn: Connection, request: Request) -> None:
-        future = self.loop.run_in_executor(self._workers, self._call, request)
-        future.add_done_callback(lambda f: conn.respond(request, f.result()))
+        self._jobs.put((conn, request))
+
+    def _work(self) -> None:
+        jobs, call_soon = self._jobs, self.loop.call_soon_threadsafe
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            conn, request = job
+            response = self._call(request)
+            try:
+                call_soon(conn.respond, request, response)
+            except RuntimeError:  # the loop is closed: stopping
+                return
 
     def _call(self, request: Request) -> Response:
         try:
