@@ -14,7 +14,7 @@ from typing import List
 
 import pytest
 
-from gotools_compat.agent.__main__ import settings
+from gotools_compat.agent.__main__ import BOUNDS, limits, settings
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -132,3 +132,30 @@ def test_bad_settings_exit_2_with_a_message() -> None:
                             env={**os.environ, "GOTOOLS_AGENT_PROMETHEUS": "127.0.0.1:0"})
     assert result.returncode == 2
     assert "address 'nope': expected host:port" in result.stderr
+
+
+def test_every_bound_is_an_option_an_environment_variable_and_a_config_key(
+        tmp_path: Path) -> None:
+    if sys.version_info < (3, 11):
+        pytest.importorskip("tomli")
+    out = subprocess.run([sys.executable, "-m", "gotools_compat.agent", "--help"],
+                         capture_output=True, text=True, timeout=30).stdout
+    assert 'gotools_agent_limit_hits_total{limit="<setting>"}' in out
+    config = tmp_path / "agent.toml"
+    config.write_text("max_connections = 7\nheader_timeout = 1.5\nmax_streams = 9\n")
+    for name, kind, default, _ in BOUNDS:
+        assert "--" + name.replace("_", "-") in out
+        assert settings([], environ={})[name] == default
+        value = kind(default * 2 + 3)
+        assert settings(["--" + name.replace("_", "-"), str(value)], environ={})[name] == value
+        assert settings([], environ={"GOTOOLS_AGENT_" + name.upper(): str(value)})[name] == value
+    s = settings(["--config", str(config), "--max-streams", "11"], environ={})
+    assert (s["max_connections"], s["header_timeout"], s["max_streams"]) == (7, 1.5, 11)
+    assert limits(s).header_timeout == 1.5 and limits(s).max_connections == 7
+
+
+def test_a_bad_bound_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="header_timeout must be a positive number"):
+        settings(["--header-timeout", "0"], environ={})
+    with pytest.raises(ValueError, match="max_connections: not a number: 'many'"):
+        settings([], environ={"GOTOOLS_AGENT_MAX_CONNECTIONS": "many"})

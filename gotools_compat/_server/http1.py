@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 import socket
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -292,7 +292,7 @@ class Connection(asyncio.Protocol):
             self._final(early)
             return
         if self._h11 is not None and self._h11.they_are_waiting_for_100_continue:
-            self._write(self._h11.send(h11.InformationalResponse(status_code=100)))
+            self._write(self._h11.send(h11.InformationalResponse(status_code=100, headers=[])))
         self._enter(BODY, self.server.limits.body_timeout)
 
     def _on_data(self, data: bytes) -> None:
@@ -382,7 +382,7 @@ class Connection(asyncio.Protocol):
         self.transport.resume_reading()
         self._process()  # a pipelined request may be buffered already
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: Union[bytes, memoryview]) -> None:
         assert self.transport is not None
         self.transport.write(data)
 

@@ -22,7 +22,7 @@ def fd_limit() -> int:
 
 
 def raise_fd_limit() -> int:
-    """Raise the soft limit of open files to the hard limit, as Go programs do; the new soft limit."""
+    """Raise the soft open-files limit to the hard one, as Go programs do; the new soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         try:

@@ -83,10 +83,10 @@ class _Upstream(asyncio.Protocol):
 class Server:
     """One event loop thread serving ``handler`` on any number of listeners."""
 
-    def __init__(self, handler: Handler, limits: Limits = Limits(), *,
+    def __init__(self, handler: Handler, limits: Optional[Limits] = None, *,
                  name: str = "gotools_compat", fds_per_connection: int = 1) -> None:
         self.handler = handler
-        self.limits = limits
+        self.limits = limits = limits or Limits()
         self.counters = Counters()
         self.max_connections, self.max_per_peer = limits.connections(fds_per_connection)
         self.loop = asyncio.new_event_loop()
@@ -325,7 +325,7 @@ class Server:
         if conn.transport is None or conn.transport.is_closing():
             transport.close()
             return
-        conn.upstream = transport  # type: ignore[assignment]
+        conn.upstream = transport
         transport.write(head)
         conn.transport.resume_reading()
 

@@ -13,7 +13,9 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from gotools_compat._server import Limits, raise_fd_limit
 
 from ._agent import DEFAULT_LISTEN, DEFAULT_PROMETHEUS, Agent, parse_address
 from ._otlp import metrics_url
@@ -27,21 +29,52 @@ DEFAULTS: Dict[str, Any] = {
     "const_labels": {"vendor": "otc"},
     "target_labels": True,
     "expire": 300.0,
-    "max_message_bytes": 16 * 1024 * 1024,
-    "max_spans": 10_000,
     "zipkin": "",
     "otlp": "",
     "log_level": "INFO",
 }
-_TYPES = {"expire": float, "max_message_bytes": int, "max_spans": int}
+
+# The bounds: (setting, type, default, help).  Each is an option (--max-streams),
+# an environment variable (GOTOOLS_AGENT_MAX_STREAMS) and a config file key.
+_L = Limits()
+BOUNDS: Tuple[Tuple[str, type, Any, str], ...] = (
+    ("max_connections", int, 0, "client connections open at once; at the bound the one "
+     "waiting longest without a request is closed (default 0: a third of the open-files "
+     "limit, less 128)"),
+    ("max_connections_per_peer", int, 0, "the same per client address (default 0: as "
+     "--max-connections)"),
+    ("header_timeout", float, _L.header_timeout, "seconds to send a request head (default %g)"
+     % _L.header_timeout),
+    ("body_timeout", float, _L.body_timeout, "seconds to send a request body (default %g)"
+     % _L.body_timeout),
+    ("idle_timeout", float, _L.idle_timeout, "seconds a keep-alive or gRPC connection may "
+     "idle between requests (default %g)" % _L.idle_timeout),
+    ("write_timeout", float, _L.write_timeout, "seconds a client may leave a response "
+     "unread (default %g)" % _L.write_timeout),
+    ("max_header_bytes", int, _L.max_header_bytes, "request line and headers (default %d; "
+     "431 above)" % _L.max_header_bytes),
+    ("max_message_bytes", int, 16 * 1024 * 1024, "largest gRPC message or HTTP body, under "
+     "any framing (default 16 MiB; 413 above)"),
+    ("max_streams", int, 256, "gRPC streams open at once (default 256)"),
+    ("max_streams_per_connection", int, 32, "gRPC streams open at once on one connection "
+     "(default 32)"),
+    ("stream_idle_timeout", float, 120.0, "seconds a gRPC stream may go without a message "
+     "before it is ended (default 120)"),
+    ("max_spans", int, 10_000, "spans kept for /debug/tracez (default 10000)"),
+)
+DEFAULTS.update({name: default for name, _, default, _ in BOUNDS})
+_TYPES: Dict[str, type] = {"expire": float}
+_TYPES.update({name: kind for name, kind, _, _ in BOUNDS})
+_LIMIT_KEYS = ("max_connections", "max_connections_per_peer", "header_timeout",
+               "body_timeout", "idle_timeout", "write_timeout", "max_header_bytes")
 
 EPILOG = """\
 environment variables (below the options, above --config):
   GOTOOLS_AGENT_LISTEN, GOTOOLS_AGENT_PROMETHEUS, GOTOOLS_AGENT_NAMESPACE,
   GOTOOLS_AGENT_CONST_LABELS (k=v,k=v; empty for none),
-  GOTOOLS_AGENT_TARGET_LABELS (1/0), GOTOOLS_AGENT_EXPIRE,
-  GOTOOLS_AGENT_MAX_MESSAGE_BYTES, GOTOOLS_AGENT_MAX_SPANS, GOTOOLS_AGENT_ZIPKIN,
-  GOTOOLS_AGENT_OTLP, GOTOOLS_AGENT_LOG_LEVEL
+  GOTOOLS_AGENT_TARGET_LABELS (1/0), GOTOOLS_AGENT_EXPIRE, GOTOOLS_AGENT_ZIPKIN,
+  GOTOOLS_AGENT_OTLP, GOTOOLS_AGENT_LOG_LEVEL, and one per bound: the option's
+  name in capitals, e.g. GOTOOLS_AGENT_MAX_CONNECTIONS, GOTOOLS_AGENT_HEADER_TIMEOUT
 
 config file (TOML, same names with underscores):
   listen = "127.0.0.1:55678"
@@ -51,6 +84,10 @@ config file (TOML, same names with underscores):
   target_labels = true
   expire = 300.0
   otlp = "http://127.0.0.1:4318"     # forward as OTLP/HTTP; needs gotools_compat[otel]
+  max_connections = 20000            # every bound too, e.g. header_timeout = 5.0
+
+The agent raises its soft open-files limit to the hard limit at start, as Go
+programs do.
 """
 
 
@@ -74,10 +111,6 @@ def _parser() -> argparse.ArgumentParser:
                         "senders are then summed (gauges: the newest wins)")
     p.add_argument("--expire", type=float, metavar="SECONDS",
                    help="drop the series of a sender silent this long (default 300; 0 never)")
-    p.add_argument("--max-message-bytes", type=int, metavar="N",
-                   help="largest gRPC message or HTTP body accepted (default 16 MiB)")
-    p.add_argument("--max-spans", type=int, metavar="N",
-                   help="spans kept for /debug/tracez (default 10000)")
     p.add_argument("--zipkin", metavar="URL",
                    help="forward spans to this Zipkin v2 endpoint, "
                         "e.g. http://127.0.0.1:9411/api/v2/spans")
@@ -87,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
                         "what cannot be sent is counted on /metrics")
     p.add_argument("--config", metavar="FILE", help="TOML file with the settings above")
     p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
+    bounds = p.add_argument_group(
+        "bounds", "what senders and scrapers can make the agent hold; each bound hit is "
+        "counted on /metrics as gotools_agent_limit_hits_total{limit=\"<setting>\"}, with "
+        "one WARNING per bound")
+    for name, kind, _, help_text in BOUNDS:
+        bounds.add_argument("--" + name.replace("_", "-"), type=kind, dest=name,
+                            metavar="SECONDS" if kind is float else "N", help=help_text)
     return p
 
 
@@ -135,8 +175,8 @@ def settings(argv: Optional[Sequence[str]] = None,
         if text is not None:
             result[key] = text.strip().lower() not in ("0", "false", "no", "") \
                 if key == "target_labels" else text
-    for key in ("listen", "prometheus", "namespace", "expire", "max_message_bytes",
-                "max_spans", "zipkin", "otlp", "log_level"):
+    for key in ("listen", "prometheus", "namespace", "expire", "zipkin", "otlp",
+                "log_level", *(name for name, _, _, _ in BOUNDS)):
         value = getattr(args, key)
         if value is not None:
             result[key] = value
@@ -152,12 +192,18 @@ def settings(argv: Optional[Sequence[str]] = None,
             result[key] = kind(result[key])
         except (TypeError, ValueError):
             raise ValueError("%s: not a number: %r" % (key, result[key])) from None
+    limits(result)  # ValueError for a bad bound
     parse_address(str(result["listen"]))
     if result["prometheus"]:
         parse_address(str(result["prometheus"]))
     if result["otlp"]:
         metrics_url(str(result["otlp"]))
     return result
+
+
+def limits(s: Dict[str, Any]) -> Limits:
+    """The front door's bounds of the effective settings."""
+    return Limits(**{key: s[key] for key in _LIMIT_KEYS})
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -177,12 +223,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     logging.basicConfig(level=str(s["log_level"]).upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
+    # As Go programs do: the soft open-files limit up to the hard one, so that
+    # a fleet's connections fit (the derived --max-connections follows it).
+    logger.debug("open-files limit: %d", raise_fd_limit())
     try:
         agent = Agent(str(s["listen"]), str(s["prometheus"]) or None,
                       namespace=str(s["namespace"]), const_labels=s["const_labels"],
                       target_labels=bool(s["target_labels"]), expire_after=s["expire"],
                       max_message_bytes=s["max_message_bytes"], max_spans=s["max_spans"],
-                      zipkin=str(s["zipkin"]) or None, otlp=str(s["otlp"]) or None)
+                      zipkin=str(s["zipkin"]) or None, otlp=str(s["otlp"]) or None,
+                      limits=limits(s), max_streams=s["max_streams"],
+                      max_streams_per_connection=s["max_streams_per_connection"],
+                      stream_idle_timeout=s["stream_idle_timeout"])
     except (ImportError, ValueError) as exc:
         sys.stderr.write("gotools-agent: %s\n" % exc)
         return 2
