@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, List
@@ -365,6 +366,93 @@ def test_a_child_process_that_just_exits_delivers_every_value() -> None:
     assert samples[("atexit_hist_count", None)] == n
 
 
+# Issue 13: an agent that refuses gets no wait at close; a hung one gets ``timeout``.
+
+_EXIT_SCRIPT = textwrap.dedent("""
+    import atexit, logging, sys, threading, time
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    from gotools_compat import event, export, metric, stats
+    from gotools_compat.export import ocagent
+    address, timeout, no_thread_at_exit = sys.argv[1:]
+    key = event.new_string_key("method")
+    m = stats.Float64("exit13_latency", "", "ms")
+    metric.Scalar("exit13_count", keys=[key]).count_float64(m)
+    e = ocagent.connect(ocagent.Config(address=address, rate=3600, timeout=float(timeout)))
+    export.set_exporter(e)
+    if no_thread_at_exit == "True":  # what CPython 3.12.0 and 3.12.1 do at exit
+        def refuse(self):
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        atexit.register(lambda: setattr(threading.Thread, "start", refuse))
+    for method in ("get", "put"):
+        m.record(event.label(None, key.of(method)), 1.0)
+    event.start_span(event.background(), "exit13_span")[1]()
+    print(time.time(), flush=True)  # the script's end: the exit starts here
+""")
+
+
+def _exit_delay(address: str, timeout: float, no_thread_at_exit: bool) -> Any:
+    """Run _EXIT_SCRIPT; (seconds from the script's end to the process's, its WARNINGs)."""
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _EXIT_SCRIPT, address, str(timeout),
+         str(no_thread_at_exit)],
+        capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    ended = time.time()
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
+    return ended - float(done.stdout.split()[-1]), warnings
+
+
+@pytest.mark.parametrize("no_thread_at_exit", [False, True])
+def test_exit_with_nothing_listening_does_not_wait_and_says_what_was_lost(
+        no_thread_at_exit: bool) -> None:
+    port = _free_port()
+    delay, warnings = _exit_delay("http://127.0.0.1:%d" % port, 5.0, no_thread_at_exit)
+    assert delay < 1.0  # was the whole timeout, 5 s; bench_exit.py has the figure
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("WARNING gotools_compat.export.ocagent: ")
+    assert "2 series and 1 spans not delivered" in warnings[0]
+    assert ("port %d: connection refused" % port in warnings[0]
+            or "Connection refused" in warnings[0])  # over HTTP, http.client's words
+
+
+@pytest.mark.parametrize("no_thread_at_exit", [False, True])
+def test_exit_with_a_hung_agent_waits_for_the_timeout_only(no_thread_at_exit: bool) -> None:
+    # It accepts every connection and never answers.
+    hung = socket.create_server(("127.0.0.1", 0))
+    accepted: List[socket.socket] = []
+    thread = threading.Thread(target=lambda: [accepted.append(hung.accept()[0])
+                                              for _ in range(64)], daemon=True)
+    thread.start()
+    try:
+        delay, warnings = _exit_delay("127.0.0.1:%d" % hung.getsockname()[1], 1.0,
+                                      no_thread_at_exit)
+    finally:
+        hung.close()
+        for conn in accepted:
+            conn.close()
+    assert 0.8 <= delay <= 2.5
+    assert len(warnings) == 1, warnings
+    assert "2 series and 1 spans not delivered" in warnings[0]
+    assert "no answer" in warnings[0] or "timed out" in warnings[0]
+
+
+def test_close_cancels_an_export_in_flight_when_the_agent_refuses(
+        exporters: List[ocagent.Exporter], caplog: pytest.LogCaptureFixture) -> None:
+    # The periodic export waits for the channel until its timeout (30 s);
+    # close() does not wait for it.
+    m, name = _counter()
+    m.record(None, 1)
+    e = _connect(exporters, _free_port(), rate=0.01, timeout=30.0)
+    assert _poll(lambda: e._streams._call is not None)
+    with caplog.at_level(logging.WARNING, logger="gotools_compat.export.ocagent"):
+        started = time.monotonic()
+        e.close()
+        took = time.monotonic() - started
+    assert took < 5.0 and not e._thread.is_alive()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "connection refused" in warning and "not delivered" in warning
+
+
 # E6: TLS and headers.
 
 def _self_signed(tmp_path: Path) -> Any:
@@ -518,8 +606,8 @@ def test_where_no_thread_starts_at_exit_the_last_export_goes_over_http(
     # hook's close posts the same protobuf bodies to the agent's HTTP port.
     from prometheus_client.parser import text_string_to_metric_families
 
-    from gotools_compat._oc import ocagent_transport
     from gotools_compat.agent import Agent
+    from gotools_compat.export import _exit
 
     m = stats.Int64("exit_http_m_%d" % os.getpid(), "", "1")
     name = metric.Scalar("exit_http_count_%d" % os.getpid()).count_int64(m)
@@ -528,7 +616,7 @@ def test_where_no_thread_starts_at_exit_the_last_export_goes_over_http(
         assert e is not None
         for _ in range(4):
             m.record(None, 1)
-        monkeypatch.setattr(ocagent_transport, "threads_can_start", lambda: False)
+        monkeypatch.setattr(_exit, "threads_can_start", lambda: False)
         e._close_at_exit()
         assert e.closed
         text = agent.metrics_text().decode()

@@ -603,7 +603,8 @@ def test_grpc_counter_histogram_labels_and_resource_arrive(
 # Exit without shutdown, on both transports.
 
 _EXIT_SCRIPT = textwrap.dedent("""
-    import atexit, sys, threading
+    import atexit, logging, sys, threading, time
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     from gotools_compat import event, metric, stats
     from gotools_compat.export import otel
     transport, endpoint, n, sdk_timeout, timeout, no_thread_at_exit = sys.argv[1:]
@@ -634,7 +635,20 @@ _EXIT_SCRIPT = textwrap.dedent("""
     ctx = event.label(None, method.of("hover"))
     for i in range(int(n)):
         m.record(ctx, float(i))
+    print(time.time(), flush=True)  # the script's end: the exit starts here
 """)
+
+
+def _exit_delay(*args: Any) -> Tuple[float, List[str]]:
+    """Run _EXIT_SCRIPT; (seconds from the script's end to the process's, our WARNINGs)."""
+    done = subprocess.run([sys.executable, "-c", _EXIT_SCRIPT] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    ended = time.time()
+    assert done.returncode == 0, done.stderr
+    assert "a thread was started at exit" not in done.stderr
+    ours = [line for line in done.stderr.splitlines()
+            if line.startswith("WARNING gotools_compat.export.otel:")]
+    return ended - float(done.stdout.split()[-1]), ours
 
 
 @pytest.mark.parametrize("no_thread_at_exit", [False, True])
@@ -673,13 +687,28 @@ def test_a_child_process_that_just_exits_delivers_every_value(
 def test_exit_with_a_hanging_endpoint_ends_at_the_export_timeout(
         transport: str, no_thread_at_exit: bool) -> None:
     # The SDK exporter would wait 30 s; the exit hook gives up after our
-    # timeout (0.5 s), shuts it down, and the process ends.
+    # timeout (1 s), shuts it down, and the process ends.
     with hanging_endpoint(transport) as (hole, endpoint):
-        done = subprocess.run(
-            [sys.executable, "-c", _EXIT_SCRIPT, transport, endpoint, "3", "30", "0.5",
-             str(no_thread_at_exit)],
-            capture_output=True, text=True, timeout=20, cwd=ROOT)
-        assert done.returncode == 0, done.stderr
-        assert "a thread was started at exit" not in done.stderr
+        delay, warnings = _exit_delay(transport, endpoint, 3, 30, 1.0, no_thread_at_exit)
         hole.settimeout(10)
         hole.accept()[0].close()  # the exit export did dial
+    assert 0.8 <= delay <= 2.5
+    assert len(warnings) == 1 and "no answer within 1s" in warnings[0], warnings
+
+
+@pytest.mark.parametrize("no_thread_at_exit", [False, True])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exit_with_nothing_listening_does_not_wait_for_the_sdk_retries(
+        transport: str, no_thread_at_exit: bool) -> None:
+    # Issue 13: the SDK exporters retry a refused connection with backoff
+    # until their own timeout (30 s here); once refused, nothing can arrive.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = ("127.0.0.1:%d" if transport == "grpc" else "http://127.0.0.1:%d/v1/metrics"
+                ) % port
+    delay, warnings = _exit_delay(transport, endpoint, 3, 30, 5.0, no_thread_at_exit)
+    assert delay < 1.0  # bench_exit.py has the figure
+    assert len(warnings) == 1, warnings
+    assert "port %d: connection refused" % port in warnings[0]
+    assert "2 series not delivered" in warnings[0]  # exit_count and exit_hist

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import collections
 import datetime
-import http.client
 import logging
-import ssl
 import threading
 import time
 import warnings
@@ -159,6 +157,9 @@ class Streams:
             response_deserializer=_identity)
         self._trace = channel.stream_stream(
             TRACE_METHOD, request_serializer=_identity, response_deserializer=_identity)
+        self._lock = threading.Lock()
+        self._call: Any = None  # the one in flight (sends are serialized by the caller)
+        self._stopped: Optional[str] = None
 
     def send_metrics(self, bodies: Sequence[bytes], timeout: float) -> None:
         self._send(self._metrics, bodies, timeout)
@@ -166,64 +167,34 @@ class Streams:
     def send_trace(self, bodies: Sequence[bytes], timeout: float) -> None:
         self._send(self._trace, bodies, timeout)
 
+    def stop(self, why: str) -> None:
+        """Cancel the call in flight; every later send fails at once with ``why``."""
+        with self._lock:
+            if self._stopped is None:
+                self._stopped = why
+            call = self._call
+        if call is not None:
+            call.cancel()
+
     def _send(self, method: Any, bodies: Sequence[bytes], timeout: float) -> None:
         try:
-            # wait_for_ready: a call made while the channel reconnects waits
-            # (within its deadline) instead of failing at once.
-            responses = method(iter(bodies), timeout=timeout, metadata=self.metadata,
-                               wait_for_ready=True)
+            with self._lock:
+                if self._stopped is not None:
+                    raise SendError(self._stopped)
+                # wait_for_ready: a call made while the channel reconnects waits
+                # (within its deadline) instead of failing at once.
+                self._call = responses = method(iter(bodies), timeout=timeout,
+                                                metadata=self.metadata, wait_for_ready=True)
             for _ in responses:
                 pass
         except grpc.RpcError as e:
+            if self._stopped is not None:
+                raise SendError(self._stopped) from None
             code = e.code() if hasattr(e, "code") else None
             details = e.details() if hasattr(e, "details") else str(e)
             raise SendError("%s: %s" % (getattr(code, "name", code), details)) from None
-
-
-def threads_can_start() -> bool:
-    """False at interpreter exit on the Pythons that then refuse new threads.
-
-    CPython 3.12.0 and 3.12.1 refuse them even in exit hooks, and every gRPC
-    call on an idle channel starts one (a fixed bug from 3.12.2 on).
-    """
-    try:
-        thread = threading.Thread(target=lambda: None, name="gotools-probe")
-        thread.start()
-    except RuntimeError:
-        return False
-    thread.join()
-    return True
-
-
-def post(target: str, tls: bool, ca_file: Optional[str], metadata: Metadata, path: str,
-         bodies: Sequence[bytes], timeout: float) -> None:
-    """The same request bodies over HTTP/1.1, on the calling thread.
-
-    ``POST /v1/metrics`` and ``/v1/trace`` with binary protobuf, as
-    gotools-agent takes them on its one port: the exit path for when gRPC
-    cannot start its threads (see :func:`threads_can_start`).
-    """
-    host, _, port = target.rpartition(":")
-    host = host.strip("[]")
-    conn: http.client.HTTPConnection
-    if tls:
-        context = ssl.create_default_context(cafile=ca_file)
-        conn = http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
-    else:
-        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    headers = dict(metadata)
-    headers["Content-Type"] = "application/x-protobuf"
-    try:
-        for body in bodies:
-            conn.request("POST", path, body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                raise SendError("HTTP %d from POST %s" % (response.status, path))
-    except (OSError, http.client.HTTPException) as e:
-        raise SendError("POST %s: %s" % (path, e)) from None
-    finally:
-        conn.close()
+        finally:
+            self._call = None
 
 
 class RpcHandler:
@@ -371,6 +342,17 @@ def put_back(queue: Deque[Any], batch: List[Any]) -> None:
         queue.extendleft(reversed(batch[-room:]))
 
 
+def send_queued(queue: Deque[Any], send: Callable[[List[Any]], None]) -> None:
+    """``send`` what is queued; on a SendError it goes back, for the next export."""
+    batch = take_all(queue)
+    if batch:
+        try:
+            send(batch)
+        except SendError:
+            put_back(queue, batch)
+            raise
+
+
 def span_requests(batch: List[Any], first: Tuple[bytes, bytes]) -> List[bytes]:
     """``ExportTraceServiceRequest`` bodies for our spans, each under gRPC's limit."""
     return spans.requests(batch, first)
@@ -391,21 +373,6 @@ class SpanQueue:
 
     def flush(self) -> None:
         pass
-
-    def take(self) -> List[Any]:
-        out = []
-        spans = self.spans
-        while spans:
-            try:
-                out.append(spans.popleft())
-            except IndexError:
-                break
-        return out
-
-    def put_back(self, batch: List[Any]) -> None:
-        room = MAX_QUEUED_SPANS - len(self.spans)
-        if room > 0:
-            self.spans.extendleft(reversed(batch[-room:]))
 
 
 class _TraceClient:

@@ -24,7 +24,8 @@ totals are cumulative the agent ends up with every value once it is reachable
 again.  An outage is logged once at WARNING, its end at INFO.  A periodic
 export is paced (it sleeps between batches of series) so that it takes at
 most :data:`PACED_DUTY` of the interpreter while threads record; ``flush()``
-and ``close()`` run at full speed.
+and ``close()`` run at full speed.  ``close()`` (and so the exit) waits for
+an agent that does not answer until ``timeout``, for one that refuses not at all.
 
 Forking (gunicorn ``--preload``, ``multiprocessing`` with fork): a child
 forked after ``connect()`` gets its own exporter thread and gRPC channel,
@@ -49,6 +50,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from gotools_compat._oc import ocagent_transport as transport
 from gotools_compat.event import END_SPAN, Context, Event, Span
+from gotools_compat.export import _exit
 from gotools_compat.export._live import LiveSet
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,8 @@ class Exporter:
         self._closing = False
         self._failures = 0
         self._outage = False
+        self._why = ""  # of the last failed export
+        self._series = 0  # in the last collection
         self._next = time.monotonic() + config.rate
         self._encoders: Dict[Any, Any] = {}
         self._node = transport.node(config.service, config.host, config.process, config.start)
@@ -209,9 +213,7 @@ class Exporter:
 
         ``timeout`` defaults to the config's.  Never raises because of the transport.
         """
-        if timeout is None:
-            timeout = self.config.timeout
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (self.config.timeout if timeout is None else timeout)
         with self._cond:
             if self._closing or self._closed:
                 return False
@@ -226,54 +228,67 @@ class Exporter:
             return self._last_ok
 
     def close(self, timeout: Optional[float] = None) -> None:
-        """Flush, stop the thread and close the channel; later calls do nothing."""
-        with self._cond:
-            if self._closing or self._closed:
-                return
-            self._closing = True
-            self._cond.notify_all()
-        _live.discard(self)
-        if timeout is None:
-            timeout = self.config.timeout
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        """Flush, stop the thread and close the channel; later calls do nothing.
+
+        Waits for the last export ``timeout`` at most (the config's by default),
+        not at all once the agent refuses (``export._exit``); a loss is one WARNING.
+        """
+        if not self._begin_close():
+            return
+        timeout = self.config.timeout if timeout is None else timeout
+        deadline, thread, why = time.monotonic() + timeout, self._thread, None
+        waited = thread.is_alive() and thread is not threading.current_thread()
+        if waited:
+            why = _exit.wait(_exit.joined(thread), _exit.address(self._target), deadline)
+            if why is None and thread.is_alive():
+                why = "no answer within %gs" % timeout
+            elif why is None and not self._last_ok:
+                why = self._why or "not sent"
+        self._channel_closed = True  # no export starts any more, and one in flight
+        self._streams.stop(why or "the exporter is closed")  # is cancelled: it ends now
+        if waited:
+            thread.join(_exit.left(deadline))
         self._closed = True
-        with self._send_lock:
-            self._channel_closed = True
-            self._channel.close()
+        self._channel.close()
+        if why is not None:
+            self._undelivered(why)
 
     def _close_at_exit(self) -> None:
-        """close(), or where the interpreter starts no thread at exit, its HTTP form.
+        """close(), or where no thread starts at exit (3.12.0, 3.12.1), its HTTP form.
 
-        On Python 3.12.0 and 3.12.1 no thread starts at exit, gRPC cannot make
-        a call, and closing its channel then hangs; the last export goes as
-        binary protobuf over HTTP/1.1 to the agent's ``/v1/metrics`` and
-        ``/v1/trace`` instead (gotools-agent takes both on its one port), from
-        this thread, and the channel is left to the operating system.
+        gRPC can make no call then and closing its channel hangs: ``_exit.post``
+        sends the last export from this thread; the channel is left to the OS.
         """
-        if transport.threads_can_start():
+        if _exit.threads_can_start():
             self.close()
             return
+        if not self._begin_close(stop_sending=True):
+            return
+        with self._send_lock:  # the thread's export in flight, if any, ended
+            self._closed = True
+            metrics, spans = self._collect(), transport.take_all(self._spans)
+        why = _exit.post(self._target, self._tls, self.config.ca_file, self._metadata,
+                         metrics, transport.span_requests(spans, self._first) if spans else [],
+                         time.monotonic() + self.config.timeout)
+        if why is not None:
+            self._undelivered(why, len(spans))
+
+    def _begin_close(self, stop_sending: bool = False) -> bool:
+        """Tell the thread to export one last time (or, ``stop_sending``, not at all)."""
         with self._cond:
             if self._closing or self._closed:
-                return
-            self._closing = self._closed = True
+                return False
+            self._closing, self._channel_closed = True, self._channel_closed or stop_sending
             self._cond.notify_all()
+        if stop_sending:  # and a call in flight is cancelled
+            self._streams.stop("the exporter is closed")
         _live.discard(self)
-        config = self.config
-        with self._send_lock:
-            self._channel_closed = True  # the exporter thread sends nothing more
-            metrics = self._collect()
-            spans = transport.take_all(self._spans)
-        try:
-            transport.post(self._target, self._tls, config.ca_file, self._metadata,
-                           "/v1/metrics", metrics, config.timeout)
-            if spans:
-                transport.post(self._target, self._tls, config.ca_file, self._metadata,
-                               "/v1/trace", transport.span_requests(spans, self._first),
-                               config.timeout)
-        except transport.SendError as e:
-            log.warning("the last export to %s, at exit, failed: %s", config.address, e)
+        return True
+
+    def _undelivered(self, why: str, spans: int = 0) -> None:
+        spans += len(self._spans) + (len(self._trace.transport.spans) if self._trace else 0)
+        log.warning("the last export to the ocagent at %s, at close, failed (%s): %d series "
+                    "and %d spans not delivered", self.config.address, why, self._series, spans)
 
     @property
     def closed(self) -> bool:
@@ -318,8 +333,8 @@ class Exporter:
                 if bodies:
                     self._streams.send_metrics(bodies, self.config.timeout)
                 if self._trace is not None:
-                    self._send_spans()
-                self._send_our_spans()
+                    transport.send_queued(self._trace.transport.spans, self._trace.emit)
+                transport.send_queued(self._spans, self._send_our_spans)
             except transport.SendError as e:
                 self._failed(str(e))
                 return False
@@ -334,7 +349,10 @@ class Exporter:
         return True
 
     def _failed(self, why: str) -> None:
-        if not self._outage:
+        self._why = why
+        if self._closing:  # close() says what was lost
+            log.debug("the last ocagent export to %s failed: %s", self.config.address, why)
+        elif not self._outage:
             self._outage = True
             log.warning("ocagent export to %s failed (%s); retrying with backoff up to "
                         "%gs, totals are kept", self.config.address, why,
@@ -347,33 +365,15 @@ class Exporter:
         now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
         encoders = transport.compat_encoders(self._encoders, transport.encoder_for)
         foreign = list(transport.foreign_metrics(now))
-        if not foreign and not any(encoder.recorder.rows for encoder in encoders):
+        self._series = (sum(len(encoder.recorder.rows) for encoder in encoders)
+                        + sum(len(metric.time_series) for metric in foreign))
+        if not foreign and not self._series:
             return []
         pacer = transport.Pacer(PACED_DUTY) if paced else None
         return transport.metric_requests(encoders, foreign, self._first, now, pacer=pacer)
 
-    def _send_spans(self) -> None:
-        queue = self._trace.transport
-        batch = queue.take()
-        if not batch:
-            return
-        try:
-            self._trace.emit(batch)
-        except transport.SendError:
-            queue.put_back(batch)
-            raise
-
-    def _send_our_spans(self) -> None:
-        queue = self._spans
-        batch = transport.take_all(queue)
-        if not batch:
-            return
-        try:
-            self._streams.send_trace(transport.span_requests(batch, self._first),
-                                     self.config.timeout)
-        except transport.SendError:
-            transport.put_back(queue, batch)
-            raise
+    def _send_our_spans(self, batch: List[Any]) -> None:
+        self._send_trace(transport.span_requests(batch, self._first))
 
     def _send_trace(self, bodies: List[bytes]) -> None:
         self._streams.send_trace(bodies, self.config.timeout)

@@ -47,7 +47,11 @@ thread).  The exit waits for that export ``timeout`` at most: the SDK's OTLP
 exporters ignore the timeout they are given and keep their own (their
 ``timeout=`` argument, 10 s by default, retries included), so past ours
 ``shutdown`` goes on and shuts the metric exporter down (for the gRPC one,
-that cancels the call in flight and its retries).
+that cancels the call in flight and its retries).  It does not wait at all
+once the exporter's endpoint (the SDK exporters' ``_endpoint``) refuses the
+connection, which the SDK retries with backoff: the metric exporter is shut
+down at once, which ends its retries (see :mod:`gotools_compat.export._exit`).
+What the last export did not deliver is logged in one WARNING.
 
 Forking (gunicorn ``--preload``, ``multiprocessing`` with fork): a child
 forked after ``connect()`` gets its own thread and a resource with its own
@@ -72,7 +76,7 @@ from typing import Any, List, Mapping, Optional, Tuple
 from gotools_compat import _otel
 from gotools_compat._otel import MetricsData, Resource
 from gotools_compat.event import Context
-from gotools_compat.export import Event
+from gotools_compat.export import Event, _exit
 from gotools_compat.export._live import LiveSet
 
 log = logging.getLogger(__name__)
@@ -171,6 +175,8 @@ class Exporter:
         self._deadline: Optional[float] = None  # of the export asked for last
         self._outage = False
         self._failures = 0
+        self._why = ""  # of the last failed export
+        self._series = 0  # in the last collection
         self._next = time.monotonic() + self.interval
         self._thread = threading.Thread(target=self._run, name="gotools-otel-exporter",
                                         daemon=True)
@@ -247,7 +253,13 @@ class Exporter:
     # The thread.
 
     def _export_now(self, deadline: float, closing: bool) -> bool:
-        """Ask the thread for an export (its last when ``closing``) and wait for it."""
+        """Ask the thread for an export (its last when ``closing``) and wait for it.
+
+        The last one is waited for as ``export._exit`` says: until the
+        deadline, not at all once the endpoint refuses the connection; what
+        it did not deliver is logged in one WARNING.
+        """
+        asked = time.monotonic()
         with self._cond:
             if self._closing or (self._shutdown and not closing):
                 return False
@@ -256,12 +268,31 @@ class Exporter:
             self._deadline = deadline
             self._closing = closing
             self._cond.notify_all()
-            while self._done < wanted:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._thread.is_alive():
+        if not closing:
+            self._served(wanted, _exit.left(deadline))
+            return self._done >= wanted and self._last_ok
+        why = _exit.wait(lambda seconds: self._served(wanted, seconds),
+                         _exit.address(getattr(self.metric_exporter, "_endpoint", None)),
+                         deadline)
+        if why is None and self._done < wanted:
+            why = "no answer within %.3gs" % (deadline - asked)
+        elif why is None and not self._last_ok:
+            why = self._why or "not sent"
+        if why is not None:
+            log.warning("the last export to %r, at shutdown, failed (%s): %d series not "
+                        "delivered", self.metric_exporter, why, self._series)
+        return why is None
+
+    def _served(self, wanted: int, seconds: float) -> bool:
+        """Wait at most ``seconds`` for export ``wanted``; True once it ended (or cannot)."""
+        end = time.monotonic() + seconds
+        with self._cond:
+            while self._done < wanted and self._thread.is_alive():
+                left = end - time.monotonic()
+                if left <= 0:
                     return False
                 self._cond.wait(left)
-            return self._last_ok
+            return True
 
     def _run(self) -> None:
         cond = self._cond
@@ -288,7 +319,9 @@ class Exporter:
     def _attempt(self, timeout: float) -> bool:
         try:
             data = collect(self.resource)
-            if not data.resource_metrics[0].scope_metrics[0].metrics:
+            metrics = data.resource_metrics[0].scope_metrics[0].metrics
+            self._series = sum(len(m.data.data_points) for m in metrics)
+            if not metrics:
                 return True
             # Only the export holds the lock a fork waits for: collecting
             # takes the core's locks, which a fork may hold already.
@@ -307,8 +340,12 @@ class Exporter:
                          self.metric_exporter, self._failures)
             self._failures = 0
         else:
+            self._why = why
             self._failures += 1
-            if not self._outage:
+            if self._closing:  # shutdown() says what was lost
+                log.debug("the last OpenTelemetry export to %r failed (%s)",
+                          self.metric_exporter, why)
+            elif not self._outage:
                 self._outage = True
                 log.warning("OpenTelemetry export to %r failed (%s); retrying every %gs, "
                             "totals are kept", self.metric_exporter, why, self.interval)
