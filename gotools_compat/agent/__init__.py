@@ -9,6 +9,8 @@ Run it as ``gotools-agent`` or ``python -m gotools_compat.agent`` (see
         ...  # send to agent.port, scrape agent.prometheus_port
 """
 
+from gotools_compat._server import Limits
+
 from ._agent import Agent
 
-__all__ = ["Agent"]
+__all__ = ["Agent", "Limits"]

@@ -101,8 +101,10 @@ TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 DEFAULT_PORT = 9464
 DEFAULT_ADDRESS = "127.0.0.1"
+#: The bounds of :meth:`Exporter.serve` (connections, timeouts, sizes).
+Limits = _server.Limits
 # serve(): scrapes carry no body; two handler threads, whatever the number of scrapers.
-_SERVE_LIMITS = _server.Limits(max_body_bytes=64 * 1024, workers=2)
+_SERVE_LIMITS = Limits(max_body_bytes=64 * 1024, workers=2)
 
 _BAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9_:]")
 _BAD_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_]")
@@ -597,7 +599,7 @@ class Exporter:
         return [body] if environ.get("REQUEST_METHOD") != "HEAD" else [b""]
 
     def serve(self, port: int = DEFAULT_PORT, addr: Optional[str] = DEFAULT_ADDRESS,
-              limits: Optional[_server.Limits] = None) -> "Server":
+              limits: Optional[Limits] = None) -> "Server":
         """Serve the metrics over HTTP on ``addr:port`` (port 0: any free port).
 
         ``addr`` "" or None means the default, 127.0.0.1 (loopback only); pass
@@ -698,6 +700,6 @@ def take_over(stock_exporter: Any, namespace: Optional[str] = None) -> Exporter:
     return exporter
 
 
-__all__ = ["Exporter", "Server", "new", "take_over", "metric_name", "label_names",
+__all__ = ["Exporter", "Limits", "Server", "new", "take_over", "metric_name", "label_names",
            "wants_openmetrics",
            "TEXT_CONTENT_TYPE", "OPENMETRICS_CONTENT_TYPE"]
