@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, List, Sequence
+from typing import Any, List, Sequence, Tuple
 
 from gotools_compat._oc import proto
 from gotools_compat.agent._lean import from_proto
@@ -92,3 +92,54 @@ def test_int64_counters_stay_exact_past_2_to_the_53() -> None:
                                              {"points": [{"int64_value": 2}]}])
     store.ingest(store.sender(None), read(counter))
     assert render(store.snapshot()).endswith(b"c_total %d\n" % (big + 2))
+
+
+def summary(percentiles: Sequence[Tuple[float, float]], count: int = 2) -> Any:
+    return metrics_pb2.Metric(
+        metric_descriptor=MD(name="s", type=MD.SUMMARY),
+        timeseries=[metrics_pb2.TimeSeries(points=[metrics_pb2.Point(
+            summary_value=metrics_pb2.SummaryValue(
+                count={"value": count}, sum={"value": 3.0},
+                snapshot={"percentile_values": [{"percentile": p, "value": v}
+                                                for p, v in percentiles]}))])])
+
+
+def test_a_negative_distribution_count_is_rejected_not_rendered() -> None:
+    # It rendered h_bucket{le="+Inf"} -1 and h_count -1.
+    store = Store(namespace="", const_labels={}, target_labels=False)
+    store.ingest(store.sender(None), read(histogram([], [], -1),
+                                      histogram([1.0], [1, 1], -1),
+                                      histogram([1.0], [1], -1)))
+    assert store.rejected == 3
+    assert render(store.snapshot()) == b""
+
+
+def test_summary_with_a_quantile_twice_or_out_of_range_is_rejected() -> None:
+    store = Store(namespace="", const_labels={}, target_labels=False)
+    store.ingest(store.sender(None), read(summary([(50.0, 1.0), (50.0, 2.0)])))
+    store.ingest(store.sender(None), read(summary([(150.0, 1.0)])))
+    store.ingest(store.sender(None), read(summary([(50.0, 1.0)], count=-1)))
+    assert store.rejected == 3
+    assert render(store.snapshot()) == b""
+    store.ingest(store.sender(None), read(summary([(50.0, 1.0), (99.0, float("nan"))])))
+    assert render(store.snapshot()) == (
+        b'# HELP s \n# TYPE s summary\ns{quantile="0.5"} 1\ns{quantile="0.99"} NaN\n'
+        b's_sum 3\ns_count 2\n')
+    # OpenMetrics: no negative or NaN quantile value (kept as before).
+    assert b"0.99" not in render(store.snapshot(), True)
+
+
+def test_senders_of_one_label_string_are_merged_without_target_labels() -> None:
+    store = Store(namespace="", const_labels={}, target_labels=False)
+    counter = metrics_pb2.Metric(metric_descriptor=MD(name="c", type=MD.CUMULATIVE_INT64),
+                                 timeseries=[{"points": [{"int64_value": 2}]}])
+    g = metrics_pb2.Metric(metric_descriptor=MD(name="g", type=MD.GAUGE_INT64),
+                           timeseries=[{"points": [{"int64_value": 1}]}])
+    g2 = metrics_pb2.Metric(metric_descriptor=MD(name="g", type=MD.GAUGE_INT64),
+                            timeseries=[{"points": [{"int64_value": 7}]}])
+    old = store.sender(node("old"))
+    store.ingest(old, read(counter, g))
+    old.last_seen -= 1
+    store.ingest(store.sender(node("new")), read(counter, g2))
+    assert render(store.snapshot()) == (b"# HELP c_total \n# TYPE c_total counter\nc_total 4\n"
+                                        b"# HELP g \n# TYPE g gauge\ng 7\n")

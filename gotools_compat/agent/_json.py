@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Tuple
@@ -27,6 +26,9 @@ from google.protobuf.timestamp_pb2 import Timestamp as _Timestamp
 from gotools_compat._oc import proto
 
 from . import _lean
+from ._jsondoc import MAX_DEPTH as MAX_DEPTH
+from ._jsondoc import load as _load
+from ._jsondoc import too_deep as too_deep
 from ._model import BadRequest, Desc, Export, Metric, Series, bounded_cache_put
 
 proto.install()
@@ -70,7 +72,8 @@ class _Unusual(Exception):
     """A shape the fast path does not take; json_format takes over."""
 
 
-_FALLBACK = (_Unusual, json_format.ParseError, TypeError, ValueError, AttributeError, KeyError)
+_FALLBACK = (_Unusual, json_format.ParseError, TypeError, ValueError, AttributeError, KeyError,
+             RecursionError)
 
 
 # -- the cyclic collector, paused while a request's JSON tree is alive ---------
@@ -118,32 +121,34 @@ def collector_paused() -> Iterator[None]:
                 _paused_at = 0.0
 
 
-def parse_metrics(body: bytes) -> Export:
+def parse_metrics(body: bytes, max_depth: int = MAX_DEPTH) -> Export:
+    """A JSON ``ExportMetricsServiceRequest``; BadRequest if invalid.  Bodies
+    the fast path does not take may nest at most ``max_depth`` deep."""
     doc = _load(body)
     try:
         return _fast_export(doc)
     except _FALLBACK:
-        return _lean.from_proto(_slow(doc, MetricsRequest()))
+        return _lean.from_proto(_slow(doc, MetricsRequest(), max_depth))
 
 
-def parse_trace(body: bytes) -> Any:
-    return _slow(_load(body), TraceRequest())
+def parse_trace(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """A JSON ``ExportTraceServiceRequest``; BadRequest if invalid or nested
+    more than ``max_depth`` deep."""
+    return _slow(_load(body), TraceRequest(), max_depth)
 
 
 def parse_binary_metrics(body: bytes) -> Export:
+    """A binary ``ExportMetricsServiceRequest``; BadRequest if invalid,
+    including a string field that is not valid UTF-8."""
     return _lean.export(_lean.parse(body))
 
 
-def _load(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("invalid JSON: %s" % exc) from None
-
-
-def _slow(doc: Any, request: Any) -> Any:
+def _slow(doc: Any, request: Any, max_depth: int = MAX_DEPTH) -> Any:
     if not isinstance(doc, dict):
         raise BadRequest("invalid request: a JSON object is expected")
+    if too_deep(doc, max_depth):
+        raise BadRequest("invalid %s: JSON nested more than %d deep"
+                         % (request.DESCRIPTOR.name, max_depth))
     try:
         return json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except (json_format.ParseError, TypeError, ValueError, RecursionError) as exc:

@@ -12,8 +12,9 @@ parses a key with the real message class only the first time it sees it.
 Identical bytes are identical messages, so the result is the same.
 
 The lean view is proto2 (field presence for ``node``, no UTF-8 check on
-bytes); a sub-message that fails to parse with its real class makes the
-whole request invalid, as parsing it with the real classes would have.
+bytes); a sub-message that fails to parse with its real class (a string
+that is not UTF-8, say) makes the whole request invalid, as parsing it with
+the real classes would have.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ proto.install()
 from opencensus.proto.agent.common.v1 import common_pb2  # noqa: E402
 from opencensus.proto.agent.metrics.v1 import metrics_service_pb2  # noqa: E402
 from opencensus.proto.metrics.v1 import metrics_pb2  # noqa: E402
+from opencensus.proto.resource.v1 import resource_pb2  # noqa: E402
 
 _F = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "gotools_compat.agent.lean"
@@ -92,6 +94,7 @@ _buckets: Dict[bytes, int] = {b"": 0}
 _bounds: Dict[bytes, Tuple[float, ...]] = {b"": ()}
 _descs: Dict[bytes, Desc] = {}
 _nodes: Dict[bytes, Any] = {}
+_resources: Dict[bytes, bool] = {}
 
 
 def parse_message(cls: Any, raw: bytes) -> Any:
@@ -228,9 +231,24 @@ def read(request: Any) -> List[Metric]:
     return [(_desc(m.metric_descriptor), _Series(m.timeseries)) for m in request.metrics]
 
 
+def _check_resource(raw: bytes) -> None:
+    if raw not in _resources:
+        parse_message(resource_pb2.Resource, raw)
+        bounded_cache_put(_resources, raw, True, 1024)
+
+
 def export(request: Any) -> Export:
-    """A lean request as an :class:`Export`; the real message is rebuilt only on demand."""
-    return Export(request.node if request.HasField("node") else None, read(request),
+    """A lean request as an :class:`Export`; the real message is rebuilt only on demand.
+
+    The node and the resource are checked here (BadRequest, e.g. a string
+    that is not UTF-8), so an Export never carries a message that fails later."""
+    node = None
+    if request.HasField("node"):
+        node = request.node
+        node_of(node)
+    if request.HasField("resource"):
+        _check_resource(request.resource)
+    return Export(node, read(request),
                   lambda: metrics_service_pb2.ExportMetricsServiceRequest.FromString(
                       request.SerializeToString()))
 

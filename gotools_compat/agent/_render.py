@@ -10,16 +10,19 @@ per-sample path is about 40 times slower on large histograms.
 from __future__ import annotations
 
 import math
-from itertools import accumulate
-from typing import Any, List, Sequence, Tuple
+from itertools import accumulate, islice
+from typing import Any, Iterable, List, Sequence, Tuple
 
-from ._store import COUNTER, GAUGE_HISTOGRAM, HISTOGRAM, SUMMARY, Family, Record
-from ._text import UNIT_WORDS, escape_help, format_float, format_le
+from ._kinds import COUNTER, GAUGE_HISTOGRAM, HISTOGRAM, SUMMARY, Family, Items
+from ._text import UNIT_WORDS, escape_help, format_float, format_le, utf8
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
-Snapshot = Sequence[Tuple[Family, List[Tuple[bytes, Record]]]]
+_PIECE = 4096  # series (lines, for scalars) in one piece of render_parts
+
+
+Snapshot = Sequence[Tuple[Family, Items]]
 
 
 def wants_openmetrics(accept: str) -> bool:
@@ -27,18 +30,39 @@ def wants_openmetrics(accept: str) -> bool:
 
 
 def render(snapshot: Snapshot, openmetrics: bool = False) -> bytes:
+    """The exposition of ``snapshot``: Prometheus text, or OpenMetrics."""
+    return b"".join(render_parts(snapshot, openmetrics))
+
+
+def render_parts(snapshot: Snapshot, openmetrics: bool = False) -> List[bytes]:
+    """:func:`render` in pieces of about ``_PIECE`` series each, to be written
+    one after the other.  A million series make hundreds of MB of text, and
+    the lines are joined (and freed) piece by piece: a scrape never holds the
+    interpreter for long in one call, so ingest threads keep running."""
+    pieces: List[bytes] = []
     out: List[bytes] = []
     for family, items in snapshot:
         out.append(_header(family, openmetrics))
-        if family.kind in (HISTOGRAM, GAUGE_HISTOGRAM):
-            _histograms(family, items, openmetrics, out)
-        elif family.kind == SUMMARY:
-            _summaries(family, items, openmetrics, out)
+        kind = family.kind
+        write = _histograms if kind in (HISTOGRAM, GAUGE_HISTOGRAM) else (
+            _summaries if kind == SUMMARY else _scalars)
+        size = len(items)
+        if size <= _PIECE:
+            write(family, items, openmetrics, out)
         else:
-            _scalars(family, items, openmetrics, out)
+            it = iter(items)
+            for _ in range(0, size, _PIECE):
+                write(family, islice(it, _PIECE), openmetrics, out)
+                pieces.append(b"".join(out))
+                out.clear()
+        if len(out) >= _PIECE:
+            pieces.append(b"".join(out))
+            out.clear()
     if openmetrics:
         out.append(b"# EOF\n")
-    return b"".join(out)
+    if out:
+        pieces.append(b"".join(out))
+    return pieces
 
 
 def _header(family: Family, openmetrics: bool) -> bytes:
@@ -49,12 +73,12 @@ def _header(family: Family, openmetrics: bool) -> bytes:
             name += "_total"
         elif kind == GAUGE_HISTOGRAM:
             kind = HISTOGRAM  # the text format has no gauge histograms
-        return ("# HELP %s %s\n# TYPE %s %s\n" % (name, help_text, name, kind)).encode("utf-8")
+        return utf8("# HELP %s %s\n# TYPE %s %s\n" % (name, help_text, name, kind))
     lines = "# HELP %s %s\n# TYPE %s %s\n" % (name, help_text, name, kind)
     unit = UNIT_WORDS.get(family.unit, "")
     if unit and name.endswith("_" + unit):  # OpenMetrics: a UNIT only with a matching name
         lines += "# UNIT %s %s\n" % (name, unit)
-    return lines.encode("utf-8")
+    return utf8(lines)
 
 
 def _sample(family: Family) -> bytes:
@@ -63,7 +87,7 @@ def _sample(family: Family) -> bytes:
     return family.name.encode("ascii")
 
 
-def _scalars(family: Family, items: List[Tuple[bytes, Any]], openmetrics: bool,
+def _scalars(family: Family, items: Iterable[Tuple[bytes, Any]], openmetrics: bool,
              out: List[bytes]) -> None:
     name = _sample(family)
     counter = openmetrics and family.kind == COUNTER
@@ -100,7 +124,7 @@ def _hist_template(family: Family, bounds: Tuple[float, ...], labeled: bool,
     return template
 
 
-def _histograms(family: Family, items: List[Tuple[bytes, Any]], openmetrics: bool,
+def _histograms(family: Family, items: Iterable[Tuple[bytes, Any]], openmetrics: bool,
                 out: List[bytes]) -> None:
     append = out.append
     last_bounds: Any = None
@@ -137,7 +161,7 @@ def _histograms(family: Family, items: List[Tuple[bytes, Any]], openmetrics: boo
         append(template % tuple(args))
 
 
-def _summaries(family: Family, items: List[Tuple[bytes, Any]], openmetrics: bool,
+def _summaries(family: Family, items: Iterable[Tuple[bytes, Any]], openmetrics: bool,
                out: List[bytes]) -> None:
     name = family.name.encode("ascii")
     for lbl, (count, total, quantiles) in items:

@@ -8,6 +8,7 @@ from typing import Dict, Tuple
 
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_:]")
 _LABEL_BAD = re.compile(r"[^a-zA-Z0-9_]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: OpenCensus unit strings (UCUM) and the Prometheus base-unit words for them.
 UNIT_WORDS: Dict[str, str] = {
@@ -34,6 +35,22 @@ def metric_name(namespace: str, name: str) -> str:
     return clean
 
 
+def clean(text: str) -> str:
+    """``text`` with each lone surrogate (not encodable as UTF-8) made U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8; lone surrogates (a JSON ``"\\ud800"``) become U+FFFD.
+
+    The readers already replace them; this is the backstop that keeps any
+    string that reaches the exposition from breaking a scrape."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return clean(text).encode("utf-8")
+
+
 def label_name(key: str) -> str:
     clean = _LABEL_BAD.sub("_", key) or "_"
     if clean[0].isdigit():
@@ -49,7 +66,7 @@ def escape_label_value(value: str) -> str:
 
 def label_pair(key: str, value: str) -> bytes:
     """``key="value"`` with the value escaped, as UTF-8."""
-    return ('%s="%s"' % (key, escape_label_value(value))).encode("utf-8")
+    return utf8('%s="%s"' % (key, escape_label_value(value)))
 
 
 def escape_help(text: str, openmetrics: bool) -> str:
