@@ -40,7 +40,8 @@ Request = metrics_service_pb2.ExportMetricsServiceRequest
 
 @pytest.fixture
 def agent() -> Iterator[Agent]:
-    a = Agent("127.0.0.1:0", None, max_message_bytes=64 * 1024, limits=Limits(header_timeout=0.3)).start()
+    a = Agent("127.0.0.1:0", None, max_message_bytes=64 * 1024,
+              limits=Limits(header_timeout=0.3)).start()
     # Another sender's state, which nothing below may disturb.
     assert http_post(a.port, "/v1/metrics", GO_METRICS)[0] == 200
     yield a
@@ -310,3 +311,27 @@ def test_a_response_leaves_in_one_segment(agent: Agent) -> None:
                          b"\r\nContent-Length: %d\r\n\r\n%s" % (len(GO_METRICS), GO_METRICS))
             first = sock.recv(65536)
             assert first.startswith(b"HTTP/1.1 200 ") and first.endswith(b"\r\n\r\n{}")
+
+
+def test_the_agents_bounds_reach_its_store_traces_and_json_reader() -> None:
+    # Each keyword of Agent ends up where it bounds: series, spans, tracez, JSON depth.
+    with Agent("127.0.0.1:0", None, max_series=2, max_tracez_spans=1,
+               max_json_depth=8) as small:
+        for pid in (1, 2, 3):  # three senders, one series each: the third is refused
+            status, _ = http_post(small.port, "/v1/metrics",
+                                  request("svc", pid, 10 * pid).SerializeToString(),
+                                  "application/x-protobuf")
+            assert status == 200
+        status, text = get(small.port, "/metrics")
+        values = {(s.labels.get("instance"), s.labels.get("cause")): s.value
+                  for f in text_string_to_metric_families(text) for s in f.samples
+                  if s.name == "promdemo_n_total" or s.value and s.name ==
+                  "gotools_agent_refused_series_total"}
+        assert values == {("h:1", None): 10, ("h:2", None): 20, (None, "max_series"): 1}
+        deep = b'{"metrics": [{"x": ' + b"[" * 9 + b"]" * 9 + b"}]}"
+        status, body = http_post(small.port, "/v1/metrics", deep)
+        assert status == 400 and b"nested" in body
+        spans = b'{"spans": [{"name": {"value": "a"}}, {"name": {"value": "b"}}]}'
+        assert http_post(small.port, "/v1/trace", spans)[0] == 200
+        status, tracez = get(small.port, "/debug/tracez.json?limit=1000000")
+        assert status == 200 and [s["name"] for s in json.loads(tracez)["recent"]] == ["b"]

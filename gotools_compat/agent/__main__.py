@@ -60,13 +60,30 @@ BOUNDS: Tuple[Tuple[str, type, Any, str], ...] = (
      "(default 32)"),
     ("stream_idle_timeout", float, 120.0, "seconds a gRPC stream may go without a message "
      "before it is ended (default 120)"),
+    ("max_json_depth", int, 64, "levels of nesting in a JSON body (default 64; 400 above)"),
+    ("max_series", int, 1_000_000, "series kept in all; new ones beyond are refused, stored "
+     "ones keep updating (default 1000000)"),
+    ("max_series_per_sender", int, 100_000, "series kept of one sender (default 100000)"),
+    ("max_series_per_metric", int, 100_000, "series kept of one metric, all senders "
+     "(default 100000)"),
+    ("max_senders", int, 10_000, "senders kept; a new one beyond is refused until another "
+     "expires (default 10000)"),
     ("max_spans", int, 10_000, "spans kept for /debug/tracez (default 10000)"),
+    ("max_span_bytes", int, 64 * 1024 * 1024, "bytes of spans kept in all, oldest evicted "
+     "first (default 64 MiB)"),
+    ("max_bytes_per_span", int, 64 * 1024, "a span larger than this (after strings are cut "
+     "to 4096 characters) is dropped (default 64 KiB)"),
+    ("max_tracez_spans", int, 1_000, "spans in one /debug/tracez answer, whatever ?limit= "
+     "asks (default 1000)"),
 )
 DEFAULTS.update({name: default for name, _, default, _ in BOUNDS})
 _TYPES: Dict[str, type] = {"expire": float}
 _TYPES.update({name: kind for name, kind, _, _ in BOUNDS})
 _LIMIT_KEYS = ("max_connections", "max_connections_per_peer", "header_timeout",
                "body_timeout", "idle_timeout", "write_timeout", "max_header_bytes")
+# The other bounds are Agent keyword arguments of the same names.
+_AGENT_KEYS = tuple(name for name, _, _, _ in BOUNDS
+                    if name not in _LIMIT_KEYS + ("max_message_bytes", "max_spans"))
 
 EPILOG = """\
 environment variables (below the options, above --config):
@@ -232,9 +249,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       target_labels=bool(s["target_labels"]), expire_after=s["expire"],
                       max_message_bytes=s["max_message_bytes"], max_spans=s["max_spans"],
                       zipkin=str(s["zipkin"]) or None, otlp=str(s["otlp"]) or None,
-                      limits=limits(s), max_streams=s["max_streams"],
-                      max_streams_per_connection=s["max_streams_per_connection"],
-                      stream_idle_timeout=s["stream_idle_timeout"])
+                      limits=limits(s), **{name: s[name] for name in _AGENT_KEYS})
     except (ImportError, ValueError) as exc:
         sys.stderr.write("gotools-agent: %s\n" % exc)
         return 2

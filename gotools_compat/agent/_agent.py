@@ -17,6 +17,7 @@ import grpc
 from gotools_compat._server import Counters, Limits, Server
 
 from . import _grpc, _http, _lean
+from ._json import MAX_DEPTH
 from ._model import Export
 from ._render import render
 from ._store import COUNTER, GAUGE, Family, Sender, Store
@@ -71,8 +72,13 @@ class Agent:
     ``max_message_bytes``, which bounds gRPC messages too); ``max_streams``
     gRPC streams in all, ``max_streams_per_connection`` on one connection,
     and a stream that receives nothing for ``stream_idle_timeout`` seconds is
-    ended.  Each bound hit is counted on ``/metrics`` as
-    ``gotools_agent_limit_hits_total{limit="..."}``.
+    ended; ``max_json_depth`` levels of JSON nesting.  Each bound hit is
+    counted on ``/metrics`` as ``gotools_agent_limit_hits_total{limit="..."}``.
+    What is kept: ``max_series`` in all, ``max_series_per_sender``,
+    ``max_series_per_metric`` and ``max_senders`` (new ones beyond are refused,
+    ``gotools_agent_refused_series_total{cause}``; stored series keep
+    updating), ``max_spans`` spans of at most ``max_span_bytes`` in all and
+    ``max_bytes_per_span`` each, and ``max_tracez_spans`` in a tracez answer.
 
     ``otlp`` (a URL such as ``http://127.0.0.1:4318``) forwards every metric
     received as OTLP/HTTP (see :mod:`._otlp`; needs the ``otel`` extra,
@@ -85,20 +91,29 @@ class Agent:
                  max_message_bytes: int = 16 * 1024 * 1024, max_spans: int = 10_000,
                  zipkin: Optional[str] = None, limits: Optional[Limits] = None,
                  max_streams: int = 256, max_streams_per_connection: int = 32,
-                 stream_idle_timeout: float = 120.0, otlp: Optional[str] = None,
+                 stream_idle_timeout: float = 120.0, max_json_depth: int = MAX_DEPTH,
+                 max_series: int = 1_000_000, max_series_per_sender: int = 100_000,
+                 max_series_per_metric: int = 100_000, max_senders: int = 10_000,
+                 max_span_bytes: int = 64 * 1024 * 1024, max_bytes_per_span: int = 64 * 1024,
+                 max_tracez_spans: int = 1_000, otlp: Optional[str] = None,
                  otlp_timeout: float = 10.0) -> None:
         self.listen = parse_address(listen)
         self.prometheus = parse_address(prometheus) if prometheus else None
-        if max_streams < 1 or max_streams_per_connection < 1 or not stream_idle_timeout > 0:
-            raise ValueError("max_streams, max_streams_per_connection and stream_idle_timeout "
-                             "must be positive")
+        if max_streams < 1 or max_streams_per_connection < 1 or not stream_idle_timeout > 0 \
+                or max_json_depth < 1:
+            raise ValueError("max_streams, max_streams_per_connection, stream_idle_timeout "
+                             "and max_json_depth must be positive")
+        self.max_json_depth = max_json_depth
         self.max_message_bytes = max_message_bytes
         self.limits = dataclasses.replace(limits or Limits(), max_body_bytes=max_message_bytes)
         self._max_streams = max_streams
         self._max_streams_per_connection = max_streams_per_connection
         self._streams = _grpc.Streams(stream_idle_timeout)
         self._store = Store(namespace, {"vendor": "otc"} if const_labels is None
-                            else const_labels, target_labels, expire_after)
+                            else const_labels, target_labels, expire_after,
+                            max_series=max_series, max_series_per_sender=max_series_per_sender,
+                            max_series_per_metric=max_series_per_metric,
+                            max_senders=max_senders)
         self._zipkin = ZipkinForwarder(zipkin) if zipkin else None
         self._otlp_url = otlp
         self._otlp_timeout = otlp_timeout
@@ -109,7 +124,10 @@ class Agent:
 
             _otlp.metrics_url(otlp)
             _otlp.load_otel()
-        self.traces = TraceStore(max_spans, self._zipkin.submit if self._zipkin else None)
+        self.traces = TraceStore(max_spans, self._zipkin.submit if self._zipkin else None,
+                                 max_span_bytes=max_span_bytes,
+                                 max_bytes_per_span=max_bytes_per_span,
+                                 max_tracez_spans=max_tracez_spans)
         self.port = 0
         self.prometheus_port: Optional[int] = None
         self._lock = threading.Lock()
@@ -153,7 +171,7 @@ class Agent:
         return render(snapshot, openmetrics)
 
     def own_families(self) -> List[Tuple[Family, List[Tuple[bytes, Any]]]]:
-        """The agent's own series: bounds hit, open connections and streams."""
+        """The agent's own series: bounds hit, connections, streams, series and spans kept."""
         hits: Dict[str, int] = dict(self._counters.items())
         if self._server is not None:
             for cause, count in self._server.counters.items():
@@ -169,10 +187,12 @@ class Agent:
             (streams, [(b"", self._streams.open())]),
             (limit_hits, [(label_pair("limit", cause), count)
                           for cause, count in sorted(hits.items())]),
+            *self._store.own_families(),
+            *self.traces.own_families(),
         ]
 
     def limit_hits(self, cause: str) -> int:
-        """How often the bound ``cause`` (as in ``limit="..."``) was hit."""
+        """How often the front-door bound ``cause`` (as in ``limit="..."``) was hit."""
         for lbl, count in self.own_families()[2][1]:
             if lbl == label_pair("limit", cause):
                 return int(count)

@@ -27,6 +27,8 @@ _INDEX = (b"gotools-agent: POST /v1/metrics, POST /v1/trace, gRPC (OpenCensus ag
 class App(Protocol):
     """What the routes need from the agent."""
 
+    max_json_depth: int
+
     def ingest_metrics(self, node: Any, export: Any, sender: Any = None) -> Any: ...
 
     def ingest_spans(self, node: Any, request: Any) -> None: ...
@@ -76,11 +78,11 @@ class Routes:
         app = self.app
         if route == "/v1/metrics":
             export = (_json.parse_binary_metrics(body) if binary
-                      else _json.parse_metrics(body))
+                      else _json.parse_metrics(body, app.max_json_depth))
             app.ingest_metrics(export.node, export)  # reads the series: BadRequest too
         else:
             request = (_lean.parse_message(_json.TraceRequest, body) if binary
-                       else _json.parse_trace(body))
+                       else _json.parse_trace(body, app.max_json_depth))
             app.ingest_spans(request.node if request.HasField("node") else None, request)
 
     def _get(self, request: Request) -> Response:
