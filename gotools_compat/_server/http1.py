@@ -267,6 +267,16 @@ class Connection(asyncio.Protocol):
                 return
 
     def _on_head(self, head: h11.Request) -> None:
+        self._head = head
+        # h11 bounds only a head still incomplete; one that came whole is measured here.
+        limit = self.server.limits.max_header_bytes
+        size = len(head.method) + len(head.target) + 14 + sum(
+            len(n) + len(v) + 4 for n, v in head.headers)
+        if size > limit:
+            self.server.counters.hit("max_header_bytes", "%s: request refused (431): head of "
+                                     "%d bytes", self.peer, size)
+            self._refuse(431, "request head exceeds the limit of %d bytes" % limit)
+            return
         headers: Dict[str, str] = {}
         for name, value in head.headers:
             key = name.decode("ascii")
@@ -277,7 +287,6 @@ class Connection(asyncio.Protocol):
                                      self.peer, "Content-Length with Transfer-Encoding")
             self._refuse(400, "Content-Length and Transfer-Encoding together")
             return
-        self._head = head
         self._headers = headers
         self._body = []
         self._body_size = 0
@@ -317,6 +326,7 @@ class Connection(asyncio.Protocol):
         self._body = []
         request = Request(head.method.decode("ascii"), head.target.decode("ascii", "replace"),
                           self._headers, body, self.peer)
+        self._head = None
         self.transport.pause_reading()
         self._enter(HANDLING, None)
         self.server.run_handler(self, request)
@@ -345,14 +355,17 @@ class Connection(asyncio.Protocol):
         self._close_after = conn.our_state is h11.MUST_CLOSE or response.close
         if len(body) < _JOIN_BELOW:  # one segment
             self._write(b"".join([head, *parts, tail or b""]))
-            self._sent()
-            return
-        # A large body goes out a chunk at a time as the client reads it: the
-        # transport never holds (or copies) more than a chunk of it.
-        self._write(head)
-        self._out = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
-        self._tail = tail or b""
-        self._enter(WRITING, self.server.limits.write_timeout)
+            self._out, self._tail = None, b""
+        else:
+            # A large body goes out a chunk at a time as the client reads it: the
+            # transport never holds (or copies) more than a chunk of it.
+            self._write(head)
+            self._out = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
+            self._tail = tail or b""
+        if self._out is not None or self._write_paused:
+            # Also a client that does not read what was written: its next request waits,
+            # under the write timeout (else pipelined responses pile up here without bound).
+            self._enter(WRITING, self.server.limits.write_timeout)
         self._feed()
 
     def _feed(self) -> None:
@@ -389,7 +402,8 @@ class Connection(asyncio.Protocol):
     def _final(self, response: Response) -> None:
         """Answer without reading the body, then close."""
         response.close = True
-        self._write(_raw_response(response))
+        head = self._head  # None: refused before its head was read
+        self._write(_raw_response(response, head is not None and head.method == b"HEAD"))
         self._linger()
 
     def _refuse(self, status: int, message: str) -> None:
@@ -411,10 +425,10 @@ class Connection(asyncio.Protocol):
             transport.close()
 
 
-def _raw_response(response: Response) -> bytes:
+def _raw_response(response: Response, head_request: bool) -> bytes:
     lines = [b"HTTP/1.1 %d %s" % (response.status, _REASONS.get(response.status, b""))]
     lines += [b"%s: %s" % (k.encode("latin-1"), v.encode("latin-1"))
               for k, v in response.headers]
     lines.append(b"Content-Length: %d" % len(response.body))
     lines.append(b"Connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + response.body
+    return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head_request else response.body)
