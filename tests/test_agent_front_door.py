@@ -3,6 +3,7 @@ streams, idle streams; each time another client is served and earlier data is ke
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from gotools_compat._oc import proto
 from gotools_compat._server import Limits
 from gotools_compat.agent import Agent
-from tests.front_door import connect, exchange, is_closed, parse, wait_closed, wait_until
+from tests.front_door import (connect, exchange, is_closed, parse, read_to_eof, wait_closed,
+                              wait_until)
 from tests.helpers import http_post
 
 proto.install()
@@ -84,7 +86,7 @@ def test_half_http2_prefaces_wait_without_cpu_while_others_are_served(agent: Age
         start = time.monotonic()
         for i in range(200):
             sock = connect(agent.port)
-            sock.sendall((b"P", b"PR", b"PRI")[i % 3])
+            sock.sendall((b"P", b"PR", b"PRI ", b"PRI * HTTP/2.0\r\n\r\nSM")[i % 4])
             socks.append(sock)
         assert agent.prometheus_port is not None
         prom = agent.prometheus_port
@@ -112,6 +114,33 @@ def test_half_http2_prefaces_wait_without_cpu_while_others_are_served(agent: Age
     text = scrape(prom)
     assert 'gotools_agent_limit_hits_total{limit="header_timeout"} 200\n' in text
     assert GO_LINE in text and line("whole", 1, 5) in text
+
+
+def test_silent_grpc_connections_make_room_for_new_clients_at_the_cap() -> None:
+    # A whole HTTP/2 preface, then nothing: a gRPC connection no timer of ours
+    # ends; at max_connections the one quiet longest is closed for a newcomer.
+    with Agent("127.0.0.1:0", None, limits=Limits(max_connections=10)) as small:
+        socks = [connect(small.port) for _ in range(10)]
+        try:
+            for sock in socks:
+                sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                time.sleep(0.01)  # one after the other: the first is the quietest
+            wait_until(lambda: gauges(small.port)["gotools_agent_open_connections"] >= 10,
+                       10, "ten gRPC connections and the scrape")
+            assert http_post(small.port, "/v1/metrics", GO_METRICS)[0] == 200
+            export(small.port, request("newcomer", 1, 7))
+            assert GO_LINE in scrape(small.port)
+            assert line("newcomer", 1, 7) in scrape(small.port)
+            for quietest in socks[:2]:  # grpcio's SETTINGS came first, then the close
+                data, _ = wait_closed(quietest, 5.0)
+                assert data[3:4] == b"\x04"  # an HTTP/2 SETTINGS frame
+            socks[-1].settimeout(0.2)  # the newest is open still: reading times out
+            with pytest.raises(socket.timeout):
+                read_to_eof(socks[-1])
+            assert small.limit_hits("max_connections") >= 2
+        finally:
+            for sock in socks:
+                sock.close()
 
 
 def test_300_held_streams_on_one_connection_leave_room_for_another_client(

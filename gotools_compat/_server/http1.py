@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_PREFACE = b"PRI "
+# The HTTP/2 client preface; every gRPC connection starts with it.
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# A gRPC connection's place in the eviction order follows its client's bytes,
+# refreshed at most this often.
+_GRPC_ACTIVITY = 1.0
 # After a final response the connection reads (and drops) what the client
 # still sends, so that closing does not reset the response away.
 _LINGER_SECONDS = 2.0
@@ -41,9 +45,10 @@ _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method No
             431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
             503: b"Service Unavailable"}
 
-# Phases; the ones a limit may end early are "waiting".
+# Phases; the ones a limit may end early are "waiting" (a gRPC connection
+# waits for its client between messages: grpcio answers what it sends).
 FIRST, HEAD, BODY, HANDLING, WRITING, IDLE, GRPC, LINGER, CLOSED = range(9)
-WAITING = frozenset((FIRST, HEAD, BODY, IDLE, LINGER))
+WAITING = frozenset((FIRST, HEAD, BODY, IDLE, GRPC, LINGER))
 
 
 class Request:
@@ -138,7 +143,7 @@ class Connection(asyncio.Protocol):
                           IDLE: ("idle_timeout", limits.idle_timeout),
                           WRITING: ("write_timeout", limits.write_timeout)}[phase]
         if phase != IDLE:  # an idle keep-alive connection ending is routine
-            self.server.counters.hit(cause, "%s: connection closed after %.0f s (%s)",
+            self.server.counters.hit(cause, "%s: connection closed after %g s (%s)",
                                      self.peer, seconds, cause)
         if phase in (HEAD, BODY):
             self._refuse(408, "request not received in time (%s)" % cause)
@@ -200,6 +205,10 @@ class Connection(asyncio.Protocol):
         if phase == GRPC:
             assert self.upstream is not None
             self.upstream.write(data)
+            now = self.server.loop.time()
+            if now - self.since >= _GRPC_ACTIVITY:
+                self.since = now
+                self.server.moved(self)
         elif self._h11 is not None:
             if phase == LINGER:
                 self._lingered += len(data)
