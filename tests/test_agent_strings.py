@@ -176,7 +176,8 @@ def test_invalid_utf8_in_a_binary_string_field_is_a_bad_request(field: str,
                                                                  message: str) -> None:
     good = _json.parse_binary_metrics(binary())
     assert [list(s) for _, s in good.metrics] == [[(["oklabel"], 1)]]
-    with pytest.raises(BadRequest, match="invalid protobuf %s: .*UTF-8" % message):
+    # protobuf 7 names UTF-8 in its message, 6 (the newest for Python 3.9) does not.
+    with pytest.raises(BadRequest, match="invalid protobuf %s: " % message):
         export = _json.parse_binary_metrics(binary(**{field: "bad"}))
         [list(s) for _, s in export.metrics]  # label values are read as series are
 
