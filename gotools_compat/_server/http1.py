@@ -16,10 +16,11 @@ its response leaves in one write.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import socket
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -71,11 +72,14 @@ class Request:
 
 
 class Response:
-    """What a handler returns; ``close`` ends the connection after it."""
+    """What a handler returns; ``close`` ends the connection after it.
+
+    ``body`` may be a list of pieces: they are sent one after the other,
+    never joined (a large exposition is never copied whole)."""
 
     __slots__ = ("status", "headers", "body", "close")
 
-    def __init__(self, status: int, body: bytes = b"",
+    def __init__(self, status: int, body: Union[bytes, List[bytes]] = b"",
                  headers: Optional[List[Tuple[str, str]]] = None, close: bool = False) -> None:
         self.status = status
         self.body = body
@@ -111,7 +115,7 @@ class Connection(asyncio.Protocol):
         self._body_size = 0
         self._timer: Optional[asyncio.TimerHandle] = None
         self._write_paused = False
-        self._out: Optional[memoryview] = None
+        self._out: Optional[Deque[memoryview]] = None
         self._tail = b""
         self._close_after = False
         self._lingered = 0
@@ -347,29 +351,35 @@ class Connection(asyncio.Protocol):
         conn = self._h11
         assert conn is not None and self.transport is not None
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-        headers.append((b"Content-Length", b"%d" % len(response.body)))
+        pieces = [response.body] if isinstance(response.body, bytes) else response.body
+        size = sum(map(len, pieces))
+        headers.append((b"Content-Length", b"%d" % size))
         if response.close:
             headers.append((b"Connection", b"close"))
-        body = response.body if request.method != "HEAD" else b""
+        if request.method == "HEAD":
+            pieces = []
         try:
             head = conn.send(h11.Response(status_code=response.status, headers=headers,
                                           reason=_REASONS.get(response.status, b"")))
-            parts = conn.send_with_data_passthrough(h11.Data(data=body)) if body else []
+            out: List[Any] = []
+            for piece in pieces:
+                if piece:
+                    out += conn.send_with_data_passthrough(h11.Data(data=piece)) or ()
             tail = conn.send(h11.EndOfMessage())
         except h11.LocalProtocolError as exc:  # a handler's bad header: not the client's fault
             logger.error("%s: response could not be sent: %s", self.peer, exc)
             self.close()
             return
-        assert head is not None and parts is not None
+        assert head is not None
         self._close_after = conn.our_state is h11.MUST_CLOSE or response.close
-        if len(body) < _JOIN_BELOW:  # one segment
-            self._write(b"".join([head, *parts, tail or b""]))
+        if size < _JOIN_BELOW or not out:  # one segment
+            self._write(b"".join([head, *out, tail or b""]))
             self._out, self._tail = None, b""
         else:
             # A large body goes out a chunk at a time as the client reads it: the
             # transport never holds (or copies) more than a chunk of it.
             self._write(head)
-            self._out = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
+            self._out = collections.deque(memoryview(piece) for piece in out)
             self._tail = tail or b""
         if self._out is not None or self._write_paused:
             # Also a client that does not read what was written: its next request waits,
@@ -379,10 +389,16 @@ class Connection(asyncio.Protocol):
 
     def _feed(self) -> None:
         out = self._out
-        while out is not None and not self._write_paused:
-            self._write(out[:_CHUNK])
-            out = self._out = out[_CHUNK:] if len(out) > _CHUNK else None
-        if out is None and not self._write_paused:
+        while out and not self._write_paused:
+            piece = out[0]
+            if len(piece) > _CHUNK:
+                self._write(piece[:_CHUNK])
+                out[0] = piece[_CHUNK:]
+            else:
+                self._write(piece)
+                out.popleft()  # the piece is freed as it leaves, not all at the end
+        if not out and not self._write_paused:
+            self._out = None
             if self._tail:
                 self._write(self._tail)
             self._sent()
@@ -438,6 +454,7 @@ def _raw_response(response: Response, head_request: bool) -> bytes:
     lines = [b"HTTP/1.1 %d %s" % (response.status, _REASONS.get(response.status, b""))]
     lines += [b"%s: %s" % (k.encode("latin-1"), v.encode("latin-1"))
               for k, v in response.headers]
-    lines.append(b"Content-Length: %d" % len(response.body))
+    body = response.body if isinstance(response.body, bytes) else b"".join(response.body)
+    lines.append(b"Content-Length: %d" % len(body))
     lines.append(b"Connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head_request else response.body)
+    return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head_request else body)

@@ -19,7 +19,7 @@ from gotools_compat._server import Counters, Limits, Server
 from . import _grpc, _http, _lean
 from ._json import MAX_DEPTH
 from ._model import Export
-from ._render import render
+from ._render import render_parts
 from ._store import COUNTER, GAUGE, Family, Sender, Store
 from ._text import label_pair
 from ._traces import TraceStore
@@ -163,12 +163,16 @@ class Agent:
 
     def metrics_text(self, openmetrics: bool = False) -> bytes:
         """The Prometheus text format (or OpenMetrics) of every stored series."""
+        return b"".join(self.metrics_parts(openmetrics))
+
+    def metrics_parts(self, openmetrics: bool = False) -> List[bytes]:
+        """:meth:`metrics_text` in pieces of a few thousand series, as they are sent."""
         snapshot = self._store.snapshot()
         snapshot += self.own_families()
         otlp = self._otlp
         if otlp is not None:
             snapshot += otlp.families()
-        return render(snapshot, openmetrics)
+        return render_parts(snapshot, openmetrics)
 
     def own_families(self) -> List[Tuple[Family, List[Tuple[bytes, Any]]]]:
         """The agent's own series: bounds hit, connections, streams, series and spans kept."""

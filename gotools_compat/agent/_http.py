@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from typing import Any, Optional, Protocol
+from typing import Any, List, Optional, Protocol
 
 from gotools_compat._server import Request, Response, error_response
 
@@ -33,7 +33,7 @@ class App(Protocol):
 
     def ingest_spans(self, node: Any, request: Any) -> None: ...
 
-    def metrics_text(self, openmetrics: bool = False) -> bytes: ...
+    def metrics_parts(self, openmetrics: bool = False) -> List[bytes]: ...
 
     def tracez(self, as_json: bool, limit: int) -> bytes: ...
 
@@ -89,7 +89,7 @@ class Routes:
         path = request.path
         if path == "/metrics":
             openmetrics = wants_openmetrics(request.headers.get("accept", ""))
-            return Response(200, self.app.metrics_text(openmetrics), [
+            return Response(200, self.app.metrics_parts(openmetrics), [
                 ("Content-Type", OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)])
         if path == "/":
             return Response(200, _INDEX, [("Content-Type", "text/plain; charset=utf-8")])
