@@ -271,3 +271,17 @@ def test_keep_alive_serves_requests_one_after_another(
             assert [(s, b) for s, _, b in parse(reply)] == [(200, b"%d" % i)]
         assert server.connection_count() == 1
     assert [r.body for r in echo.requests] == [b"0", b"1", b"2"]
+
+
+def test_a_client_leaving_mid_request_is_no_framing_error(
+        served: Tuple[Server, int], echo: Echo) -> None:
+    server, port = served
+    for partial in (b"GET /x HTTP/1.1\r\nHo", b"POST /x HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Length: 10\r\n\r\nabc"):
+        reply = exchange(port, partial, half_close=True)
+        assert statuses(reply) in ([], [400])  # answered or not: it has gone
+    reply = exchange(port, b"GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                           b"Content-Length: 2\r\n\r\n", half_close=True)
+    assert statuses(reply) == [400]
+    assert server.counters.items() == [("bad_framing", 1)]  # the last one only
+    assert echo.paths() == []

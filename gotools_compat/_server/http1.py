@@ -118,6 +118,7 @@ class Connection(asyncio.Protocol):
         self._out: Optional[Deque[memoryview]] = None
         self._tail = b""
         self._close_after = False
+        self._eof = False
         self._lingered = 0
         self.upstream: Optional[asyncio.Transport] = None
 
@@ -200,6 +201,7 @@ class Connection(asyncio.Protocol):
                 self.upstream.write_eof()
             return True  # keep our side open until grpcio has answered
         if self._h11 is not None and self.phase in (HEAD, BODY):
+            self._eof = True  # what h11 makes of it is no framing error of the client's
             self._h11.receive_data(b"")
             self._process()
         return None  # close
@@ -262,8 +264,11 @@ class Connection(asyncio.Protocol):
             except h11.RemoteProtocolError as exc:
                 status = 431 if exc.error_status_hint == 431 else 400
                 cause = "max_header_bytes" if status == 431 else "bad_framing"
-                self.server.counters.hit(cause, "%s: request refused (%d): %s",
-                                         self.peer, status, exc)
+                if self._eof:  # the client went away mid-request
+                    logger.debug("%s: closed mid-request: %s", self.peer, exc)
+                else:
+                    self.server.counters.hit(cause, "%s: request refused (%d): %s",
+                                             self.peer, status, exc)
                 self._refuse(status, "invalid HTTP/1.1 request: %s" % exc)
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
