@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gotools_compat import metric, stats
 from gotools_compat._server import Limits, Server
+from gotools_compat._server.http1 import PROBATION
 from gotools_compat.export import prometheus
 from tests.front_door import (FAST, Echo, Lines, child_process, connect, cpu_seconds, exchange,
                               finish, is_closed, parse, read_to_eof, readable, serving, statuses,
@@ -175,22 +176,66 @@ def open_in_order(port: int, count: int, server: Server, source: str = "127.0.0.
     return socks
 
 
-def test_at_max_connections_the_oldest_idle_ones_make_room(echo: Echo) -> None:
+def test_at_max_connections_silent_newcomers_wait_on_probation_and_go(echo: Echo) -> None:
+    # Beyond the bound, connections that send no request are on probation and
+    # closed after PROBATION; the ones holding the places stay.
     limits = Limits(max_connections=8, header_timeout=30, workers=2)
     with serving(echo, limits) as (server, port):
         socks = open_in_order(port, 12, server)
         try:
-            wait_until(lambda: all(is_closed(s) for s in socks[:4]), 10, "the oldest closed")
-            assert not any(is_closed(s) for s in socks[4:])
+            assert server.connection_count() == 12  # 8 in place, 4 on probation
+            start = time.monotonic()
+            for sock in socks[8:]:
+                data, _ = wait_closed(sock, PROBATION + SLACK)
+                assert data == b""
+            assert time.monotonic() - start >= PROBATION * 0.5
+            assert not any(is_closed(s) for s in socks[:8])
             assert server.counters.items() == [("max_connections", 4)]
-            # A new client gets in (by closing the oldest still open) and is served.
+        finally:
+            for s in socks:
+                s.close()
+
+
+def test_at_max_connections_a_newcomer_with_a_request_takes_the_oldest_place(
+        echo: Echo) -> None:
+    limits = Limits(max_connections=8, header_timeout=30, workers=2)
+    with serving(echo, limits) as (server, port):
+        socks = open_in_order(port, 8, server)
+        try:
+            # A new client gets in (by closing the oldest idle one) and is served.
             assert statuses(exchange(port, GET_CLOSE)) == [200]
-            assert is_closed(socks[4]) and not any(is_closed(s) for s in socks[5:])
-            assert server.counters.get("max_connections") == 5
+            wait_until(lambda: is_closed(socks[0]), SLACK, "the oldest closed")
+            assert not any(is_closed(s) for s in socks[1:])
+            assert server.counters.get("max_connections") == 1
+            # And again: the next oldest.
+            assert statuses(exchange(port, GET_CLOSE)) == [200]
+            wait_until(lambda: is_closed(socks[1]), SLACK, "the next oldest closed")
+            assert server.counters.get("max_connections") == 2
             socks[-1].sendall(GET_CLOSE)  # the newest idle ones were kept, and work
             assert statuses(read_to_eof(socks[-1])) == [200]
         finally:
             for s in socks:
+                s.close()
+
+
+def test_a_flood_of_slow_newcomers_cannot_push_a_scrapers_request_out(echo: Echo) -> None:
+    # 8 places held by tricklers, newcomers trickling too: each goes after its
+    # probation, while a client that sends its request whole is served every time.
+    limits = Limits(max_connections=8, header_timeout=30, workers=2)
+    with serving(echo, limits) as (server, port):
+        held = open_in_order(port, 8, server)
+        flood: List[socket.socket] = []
+        try:
+            for round_ in range(5):
+                for _ in range(20):
+                    sock = connect(port)
+                    sock.sendall(b"GET /slow HTTP/1.1\r\nX-")
+                    flood.append(sock)
+                assert statuses(exchange(port, GET_CLOSE)) == [200], round_
+            assert echo.paths().count("/x") == 5
+            assert "/slow" not in echo.paths()
+        finally:
+            for s in held + flood:
                 s.close()
 
 
@@ -224,9 +269,10 @@ def test_the_per_peer_cap_leaves_other_peers_alone(echo: Echo) -> None:
         cause = "max_connections_per_peer"
         mine = open_in_order(port, 3, server)
         theirs = open_in_order(port, 6, server, "127.0.0.2", cause)
-        try:
-            wait_until(lambda: all(is_closed(s) for s in theirs[:3]), 10, "theirs closed")
-            assert not any(is_closed(s) for s in theirs[3:] + mine)
+        try:  # theirs beyond the bound go after their probation; no one else does
+            wait_until(lambda: all(is_closed(s) for s in theirs[3:]), PROBATION + SLACK,
+                       "theirs on probation closed")
+            assert not any(is_closed(s) for s in theirs[:3] + mine)
             assert server.counters.items() == [(cause, 3)]
             for i, sock in enumerate(mine):
                 sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
@@ -334,11 +380,14 @@ def test_serve_leaves_the_application_its_fds_under_a_64_fd_limit() -> None:
         [(status, headers, body)] = parse(reply)
         assert status == 200 and headers["content-type"].startswith("text/plain")
         list(text_string_to_metric_families(body.decode()))
+        time.sleep(PROBATION + 0.5)  # those on probation are gone too
         child.stdin.write("counters\n")
         child.stdin.flush()
         counters = json.loads(child.stdout.readline())
-        # 16 connections kept (a quarter of 64): each later one closed the oldest.
-        assert counters == {"max_connections": 70 + 1 - 16}
+        # 16 connections in place (a quarter of 64); of the 54 beyond, some
+        # waited on probation, the rest were refused; the scrape took the
+        # oldest place (one more hit).
+        assert counters == {"max_connections": 70 - 16 + 1}
     finally:
         for sock in held:
             sock.close()

@@ -28,10 +28,14 @@ import h11
 if TYPE_CHECKING:
     from .server import Server
 
+# Seconds a connection admitted beyond a connection bound has to send a whole
+# request head (see Server._admit).
+PROBATION = 1.0
+
 logger = logging.getLogger(__name__)
 
 # The HTTP/2 client preface; every gRPC connection starts with it.
-_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # A gRPC connection's place in the eviction order follows its client's bytes,
 # refreshed at most this often.
 _GRPC_ACTIVITY = 1.0
@@ -101,9 +105,11 @@ def peer_host(address: Any) -> str:
 class Connection(asyncio.Protocol):
     """A client connection; the server holds it in its registry until it closes."""
 
-    def __init__(self, server: "Server", grpc_target: Optional[str], peer: str) -> None:
+    def __init__(self, server: "Server", grpc_target: Optional[str], peer: str,
+                 probation: Optional[str] = None) -> None:
         self.server = server
         self.peer = peer
+        self.probation = probation  # the connection bound it was admitted beyond (Server)
         self.phase = FIRST
         self.since = 0.0
         self.transport: Optional[asyncio.Transport] = None
@@ -132,11 +138,16 @@ class Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         if timeout is not None:
+            if self.probation:
+                timeout = min(timeout, PROBATION)
             self._timer = server.loop.call_at(self.since + timeout, self._timed_out)
         server.moved(self)
 
     def _timed_out(self) -> None:
         self._timer = None
+        if self.probation:
+            self.server.probation_over(self)
+            return
         phase = self.phase
         limits = self.server.limits
         if phase == LINGER:
@@ -233,10 +244,10 @@ class Connection(asyncio.Protocol):
     def _sniff(self, data: bytes) -> None:
         head = self._sniffed + data
         if self._grpc_target is not None:
-            if len(head) < len(_PREFACE) and _PREFACE.startswith(head):
+            if len(head) < len(PREFACE) and PREFACE.startswith(head):
                 self._sniffed = head  # a partial preface: the loop calls again with more
                 return
-            if head.startswith(_PREFACE):
+            if head.startswith(PREFACE):
                 self._sniffed = b""
                 self._start_grpc(head)
                 return
@@ -247,8 +258,18 @@ class Connection(asyncio.Protocol):
         self._h11.receive_data(head)
         self._process()
 
+    def _promoted(self) -> bool:
+        """Off probation with a place of its own, else refused (and False)."""
+        if self.server.promote(self):
+            self.probation = None
+            return True
+        return False
+
     def _start_grpc(self, head: bytes) -> None:
         assert self.transport is not None and self._grpc_target is not None
+        if self.probation and not self._promoted():
+            self.close()
+            return
         self.transport.pause_reading()
         self._enter(GRPC, None)
         self.server.start_pump(self, self._grpc_target, head)
@@ -294,6 +315,9 @@ class Connection(asyncio.Protocol):
             self.server.counters.hit("max_header_bytes", "%s: request refused (431): head of "
                                      "%d bytes", self.peer, size)
             self._refuse(431, "request head exceeds the limit of %d bytes" % limit)
+            return
+        if self.probation and not self._promoted():
+            self._refuse(503, "too many connections, all busy; try again")
             return
         headers: Dict[str, str] = {}
         for name, value in head.headers:

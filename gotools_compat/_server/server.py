@@ -19,13 +19,18 @@ import socket
 import threading
 from typing import Dict, List, Optional, Protocol, Tuple
 
-from .http1 import WAITING, Connection, Request, Response, error_response, peer_host
+from .http1 import (PREFACE, PROBATION, WAITING, Connection, Request, Response, error_response,
+                    peer_host)
 from .limits import Counters, Limits
 
 logger = logging.getLogger(__name__)
 
 _OUT_OF_FDS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 _RETRY_ACCEPT = 0.1
+#: Seconds a connection on probation is safe from being closed for a newer
+#: one, once read (its time to send a whole head is http1.PROBATION).
+PROBATION_FIRST_CHANCE = 0.05
+_PEEK = 4096
 _ACCEPTS_PER_WAKEUP = 64
 BACKLOG = 1024
 
@@ -43,6 +48,15 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket; OSError (EADDRINUSE...) goes to the caller."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.create_server((host, port), family=family, backlog=BACKLOG)
+
+
+def _request_waiting(sock: socket.socket) -> bool:
+    """Whether a whole request head (or the HTTP/2 preface) waits unread on ``sock``."""
+    try:
+        head = sock.recv(_PEEK, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return False
+    return b"\r\n\r\n" in head or head.startswith(PREFACE)
 
 
 class _Listener:
@@ -95,7 +109,9 @@ class Server:
         self._connections: Dict[Connection, None] = {}
         # Connections that wait for the client, oldest phase first (eviction order).
         self._waiting: "collections.OrderedDict[Connection, None]" = collections.OrderedDict()
-        self._per_peer: Dict[str, int] = {}
+        self._per_peer: Dict[str, int] = {}  # connections not on probation
+        self._probation: Dict[Connection, None] = {}
+        self._max_probation = max(8, self.max_connections // 8)
         self._paused_at: Optional[float] = None
         self._retry: Optional[asyncio.TimerHandle] = None
         self._jobs: "queue.SimpleQueue[Optional[Tuple[Connection, Request]]]" = \
@@ -211,21 +227,86 @@ class Server:
             self._watch(listener)
 
     def _admit(self, sock: socket.socket, peer: str, listener: _Listener) -> None:
-        if len(self._connections) >= self.max_connections and not self._evict(None):
-            self.counters.hit("max_connections", "connection from %s refused: %d connections "
-                              "open, all busy", peer, len(self._connections))
-            sock.close()
-            return
-        if self._per_peer.get(peer, 0) >= self.max_per_peer and not self._evict(peer):
-            self.counters.hit("max_connections_per_peer", "connection from %s refused: %d "
-                              "connections from it, all busy", peer, self._per_peer[peer])
-            sock.close()
-            return
+        probation = self._full(peer)  # the bound reached, or None
+        if probation:
+            # At a bound, a newcomer whose whole request is there already takes
+            # the place of the connection waiting longest at once; any other is
+            # on probation: a few may wait beside the bound (the oldest of them
+            # makes room for a newcomer once it has had its chance to be read)
+            # and take a place once they have sent a whole request head.  So a
+            # flood of slow or silent clients cannot push out each other's
+            # newcomers, nor a scraper's.
+            if _request_waiting(sock):
+                if not self._make_room(peer):
+                    sock.close()
+                    return
+                probation = None
+            elif len(self._probation) >= self._max_probation and not self._evict_probation():
+                self.counters.hit(probation, "connection from %s refused: at the bound, and "
+                                  "%d others on probation", peer, len(self._probation))
+                sock.close()
+                return
         sock.setblocking(False)
-        conn = Connection(self, listener.grpc_target, peer)
+        conn = Connection(self, listener.grpc_target, peer, probation)
         self._connections[conn] = None
-        self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
+        if probation:
+            self._probation[conn] = None
+        else:
+            self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
         self.loop.create_task(self._connect(conn, sock))
+
+    def _full(self, peer: str) -> Optional[str]:
+        """The connection bound a newcomer from ``peer`` would pass, or None."""
+        if len(self._connections) - len(self._probation) >= self.max_connections:
+            return "max_connections"
+        if self._per_peer.get(peer, 0) >= self.max_per_peer:
+            return "max_connections_per_peer"
+        return None
+
+    def _refuse(self, peer: str, message: str) -> None:
+        self.counters.hit(self._full(peer) or "max_connections", message)
+
+    def _make_room(self, peer: str) -> bool:
+        """Close the connection waiting longest, to make room for one from ``peer``."""
+        if len(self._connections) - len(self._probation) >= self.max_connections \
+                and not self._evict(None):
+            self._refuse(peer, "connection from %s refused: every connection is busy" % peer)
+            return False
+        if self._per_peer.get(peer, 0) >= self.max_per_peer and not self._evict(peer):
+            self._refuse(peer, "connection from %s refused: every connection from it is "
+                         "busy" % peer)
+            return False
+        return True
+
+    def promote(self, conn: Connection) -> bool:
+        """A connection on probation sent a whole request head: a place for it, or False."""
+        del self._probation[conn]
+        if self._full(conn.peer) and not self._make_room(conn.peer):
+            self._probation[conn] = None  # still on probation, until it is closed
+            return False
+        self._per_peer[conn.peer] = self._per_peer.get(conn.peer, 0) + 1
+        self.moved(conn)
+        return True
+
+    def probation_over(self, conn: Connection) -> None:
+        """A connection on probation sent no whole request head in time."""
+        assert conn.probation
+        self.counters.hit(conn.probation, "connection from %s closed: at the bound, and no "
+                          "request head within %g s", conn.peer, PROBATION)
+        self._forget(conn)
+        conn.close()
+
+    def _evict_probation(self) -> bool:
+        """Close the oldest connection on probation, if it has had its chance to be read."""
+        for conn in self._probation:
+            if conn.transport is None or self.loop.time() - conn.since < PROBATION_FIRST_CHANCE:
+                return False  # not read yet
+            self.counters.hit(conn.probation or "max_connections", "connection from %s on "
+                              "probation closed for a newer one", conn.peer)
+            self._forget(conn)
+            conn.close()
+            return True
+        return False
 
     async def _connect(self, conn: Connection, sock: socket.socket) -> None:
         try:
@@ -256,7 +337,7 @@ class Server:
     # -- the registry (Connection calls these) -----------------------------------
 
     def moved(self, conn: Connection) -> None:
-        if conn not in self._connections:
+        if conn not in self._connections or conn.probation:
             return
         if conn.phase in WAITING:
             self._waiting[conn] = None
@@ -273,6 +354,8 @@ class Server:
     def _forget(self, conn: Connection) -> None:
         if self._connections.pop(conn, 0) is None:
             self._waiting.pop(conn, None)
+            if self._probation.pop(conn, 0) is None:
+                return
             left = self._per_peer[conn.peer] - 1
             if left:
                 self._per_peer[conn.peer] = left
