@@ -119,7 +119,8 @@ def test_half_http2_prefaces_wait_without_cpu_while_others_are_served(agent: Age
 def test_silent_grpc_connections_make_room_for_new_clients_at_the_cap() -> None:
     # A whole HTTP/2 preface, then nothing: a gRPC connection no timer of ours
     # ends; at max_connections the one quiet longest is closed for a newcomer.
-    with Agent("127.0.0.1:0", None, limits=Limits(max_connections=10)) as small:
+    limits = Limits(max_connections=10, max_grpc_connections_per_peer=20)
+    with Agent("127.0.0.1:0", None, limits=limits) as small:
         socks = [connect(small.port) for _ in range(10)]
         try:
             for sock in socks:
@@ -188,6 +189,69 @@ def test_300_held_streams_on_one_connection_leave_room_for_another_client(
                if code == grpc.StatusCode.OK)
     assert line("other", 1, 42) in text
     assert agent.limit_hits("stream_idle_timeout") == 0
+
+
+def test_held_streams_over_many_connections_of_one_client_leave_room_for_another() -> None:
+    # One client, 10 connections of 30 held streams each: the agent keeps 4 of its
+    # connections (max_grpc_connections_per_peer), closing the quietest for each
+    # new one, so its streams never take all max_streams and another exports.
+    release = threading.Event()
+
+    def held(i: int) -> Iterator[Any]:
+        yield request("held", i, i)
+        release.wait(30)
+
+    with Agent("127.0.0.1:0", None, max_streams=150) as agent:
+        channels = [grpc.insecure_channel("127.0.0.1:%d" % agent.port, options=OWN_CONNECTION)
+                    for _ in range(10)]
+        try:
+            calls = []
+            for c, channel in enumerate(channels):
+                stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
+                calls += [stub.Export(held(100 * c + i), timeout=60) for i in range(30)]
+                floor = min(4, c + 1) * 30 - 30
+                wait_until(lambda: gauges(agent.port)["gotools_agent_open_grpc_streams"]
+                           >= floor, 10, "its streams to open")  # noqa: B023 (called at once)
+            time.sleep(0.3)
+            assert gauges(agent.port)["gotools_agent_open_grpc_streams"] <= 4 * 30
+            assert agent.limit_hits("max_grpc_connections_per_peer") >= 6
+            export(agent.port, request("other", 1, 42))  # a fifth connection: room again
+            assert line("other", 1, 42) in scrape(agent.port)
+        finally:
+            release.set()
+            for channel in channels:
+                channel.close()
+
+
+def test_streams_beyond_max_streams_are_refused_and_counted() -> None:
+    release = threading.Event()
+
+    def held(i: int) -> Iterator[Any]:
+        yield request("held", i, i)
+        release.wait(30)
+
+    with Agent("127.0.0.1:0", None, max_streams=5) as agent:
+        channel = grpc.insecure_channel("127.0.0.1:%d" % agent.port, options=OWN_CONNECTION)
+        try:
+            stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
+            calls = [stub.Export(held(i), timeout=60) for i in range(8)]
+            wait_until(lambda: agent.limit_hits("max_streams") == 3, 10, "three refused")
+            assert gauges(agent.port)["gotools_agent_open_grpc_streams"] == 5
+            release.set()
+            codes = []
+            for call in calls:
+                try:
+                    list(call)
+                except grpc.RpcError:
+                    pass
+                codes.append(call.code())
+            assert sorted(c.name for c in codes) == ["OK"] * 5 + ["RESOURCE_EXHAUSTED"] * 3
+            refused = [call.details() for call in calls
+                       if call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED]
+            assert refused == ["the agent has 5 gRPC streams open (--max-streams)"] * 3
+        finally:
+            release.set()
+            channel.close()
 
 
 def test_an_idle_stream_is_ended_and_a_sending_one_kept() -> None:

@@ -110,6 +110,7 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.peer = peer
         self.probation = probation  # the connection bound it was admitted beyond (Server)
+        self.grpc = False
         self.phase = FIRST
         self.since = 0.0
         self.transport: Optional[asyncio.Transport] = None
@@ -267,7 +268,7 @@ class Connection(asyncio.Protocol):
 
     def _start_grpc(self, head: bytes) -> None:
         assert self.transport is not None and self._grpc_target is not None
-        if self.probation and not self._promoted():
+        if (self.probation and not self._promoted()) or not self.server.grpc_started(self):
             self.close()
             return
         self.transport.pause_reading()

@@ -43,6 +43,10 @@ class Limits:
       closed to make room; when every connection is busy the new one is closed.
     - ``max_connections_per_peer``: the same per client address; derived: as
       ``max_connections``.
+    - ``max_grpc_connections_per_peer``: gRPC connections of one client
+      address (each holds up to the agent's streams per connection, so that
+      one client cannot take every stream); beyond it, its quietest one is
+      closed.
     - ``header_timeout``: from the connection (or the end of the previous
       response) to the end of the request head; ``body_timeout``: from the
       head to the end of the body; ``idle_timeout``: a keep-alive connection
@@ -54,6 +58,7 @@ class Limits:
 
     max_connections: int = 0
     max_connections_per_peer: int = 0
+    max_grpc_connections_per_peer: int = 4
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     idle_timeout: float = 120.0
@@ -64,14 +69,14 @@ class Limits:
 
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_connections_per_peer", "max_body_bytes",
-                     "max_header_bytes", "workers"):
+                     "max_header_bytes", "workers", "max_grpc_connections_per_peer"):
             if getattr(self, name) < 0:
                 raise ValueError("%s must not be negative" % name)
         for name in ("header_timeout", "body_timeout", "idle_timeout", "write_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError("%s must be a positive number of seconds" % name)
-        if self.workers < 1:
-            raise ValueError("workers must be at least 1")
+        if self.workers < 1 or self.max_grpc_connections_per_peer < 1:
+            raise ValueError("workers and max_grpc_connections_per_peer must be at least 1")
 
     def connections(self, fds_per_connection: int) -> Tuple[int, int]:
         """``(max_connections, max_connections_per_peer)`` with the derived ones filled in."""

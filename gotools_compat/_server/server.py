@@ -31,6 +31,7 @@ _RETRY_ACCEPT = 0.1
 #: one, once read (its time to send a whole head is http1.PROBATION).
 PROBATION_FIRST_CHANCE = 0.05
 _PEEK = 4096
+_PENDING_SECONDS = 0.05
 _ACCEPTS_PER_WAKEUP = 64
 BACKLOG = 1024
 
@@ -48,6 +49,14 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket; OSError (EADDRINUSE...) goes to the caller."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.create_server((host, port), family=family, backlog=BACKLOG)
+
+
+def _decrement(counts: Dict[str, int], key: str) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
 
 
 def _request_waiting(sock: socket.socket) -> bool:
@@ -111,7 +120,13 @@ class Server:
         self._waiting: "collections.OrderedDict[Connection, None]" = collections.OrderedDict()
         self._per_peer: Dict[str, int] = {}  # connections not on probation
         self._probation: Dict[Connection, None] = {}
-        self._max_probation = max(8, self.max_connections // 8)
+        self._grpc_per_peer: Dict[str, int] = {}
+        # Newcomers looked at again shortly, when probation is full (see _admit).
+        self._pending: List[Tuple[socket.socket, str, _Listener, float]] = []
+        # Beyond max_connections: at most an eighth more on probation and half
+        # as many again looked at shortly (see _admit).
+        self._max_probation = max(4, self.max_connections // 8)
+        self._max_pending = max(2, self._max_probation // 2)
         self._paused_at: Optional[float] = None
         self._retry: Optional[asyncio.TimerHandle] = None
         self._jobs: "queue.SimpleQueue[Optional[Tuple[Connection, Request]]]" = \
@@ -171,6 +186,9 @@ class Server:
             self._listeners = []
             for conn in list(self._connections):
                 conn.close()
+            for sock, _, _, _ in self._pending:
+                sock.close()
+            self._pending = []
             self.loop.call_soon(done.set)
 
         self.loop.call_soon_threadsafe(shut)
@@ -226,22 +244,32 @@ class Server:
         for listener in self._listeners:
             self._watch(listener)
 
-    def _admit(self, sock: socket.socket, peer: str, listener: _Listener) -> None:
+    def _admit(self, sock: socket.socket, peer: str, listener: _Listener,
+               pending_since: Optional[float] = None) -> None:
         probation = self._full(peer)  # the bound reached, or None
         if probation:
             # At a bound, a newcomer whose whole request is there already takes
             # the place of the connection waiting longest at once; any other is
             # on probation: a few may wait beside the bound (the oldest of them
             # makes room for a newcomer once it has had its chance to be read)
-            # and take a place once they have sent a whole request head.  So a
-            # flood of slow or silent clients cannot push out each other's
-            # newcomers, nor a scraper's.
+            # and take a place once they have sent a whole request head.  When
+            # probation is full too, a newcomer is looked at again a few times
+            # in the next 50 ms (its request may be on its way) before it is
+            # refused.  So a flood of slow or silent clients cannot push out
+            # each other's newcomers, nor a scraper's.
             if _request_waiting(sock):
                 if not self._make_room(peer):
                     sock.close()
                     return
                 probation = None
             elif len(self._probation) >= self._max_probation and not self._evict_probation():
+                now = self.loop.time()
+                if len(self._pending) < self._max_pending and (
+                        pending_since is None or now - pending_since < _PENDING_SECONDS):
+                    self._pending.append((sock, peer, listener, pending_since or now))
+                    if len(self._pending) == 1:
+                        self.loop.call_later(_PENDING_SECONDS / 5, self._recheck)
+                    return
                 self.counters.hit(probation, "connection from %s refused: at the bound, and "
                                   "%d others on probation", peer, len(self._probation))
                 sock.close()
@@ -254,6 +282,11 @@ class Server:
         else:
             self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
         self.loop.create_task(self._connect(conn, sock))
+
+    def _recheck(self) -> None:
+        pending, self._pending = self._pending, []
+        for sock, peer, listener, since in pending:
+            self._admit(sock, peer, listener, since)
 
     def _full(self, peer: str) -> Optional[str]:
         """The connection bound a newcomer from ``peer`` would pass, or None."""
@@ -286,6 +319,23 @@ class Server:
             return False
         self._per_peer[conn.peer] = self._per_peer.get(conn.peer, 0) + 1
         self.moved(conn)
+        return True
+
+    def grpc_started(self, conn: Connection) -> bool:
+        """``conn`` turned out gRPC: within its peer's bound, closing its quietest one."""
+        peer = conn.peer
+        if self._grpc_per_peer.get(peer, 0) >= self.limits.max_grpc_connections_per_peer:
+            victim = next((c for c in self._waiting if c.grpc and c.peer == peer), None)
+            cause = "max_grpc_connections_per_peer"
+            if victim is None:  # pragma: no cover - gRPC connections always wait
+                self.counters.hit(cause, "gRPC connection from %s refused", peer)
+                return False
+            self.counters.hit(cause, "%d gRPC connections from %s: its quietest was closed",
+                              self._grpc_per_peer[peer], peer)
+            self._forget(victim)
+            victim.close()
+        conn.grpc = True
+        self._grpc_per_peer[peer] = self._grpc_per_peer.get(peer, 0) + 1
         return True
 
     def probation_over(self, conn: Connection) -> None:
@@ -354,13 +404,11 @@ class Server:
     def _forget(self, conn: Connection) -> None:
         if self._connections.pop(conn, 0) is None:
             self._waiting.pop(conn, None)
+            if conn.grpc:
+                _decrement(self._grpc_per_peer, conn.peer)
             if self._probation.pop(conn, 0) is None:
                 return
-            left = self._per_peer[conn.peer] - 1
-            if left:
-                self._per_peer[conn.peer] = left
-            else:
-                del self._per_peer[conn.peer]
+            _decrement(self._per_peer, conn.peer)
 
     def connection_count(self) -> int:
         return len(self._connections)

@@ -43,6 +43,9 @@ BOUNDS: Tuple[Tuple[str, type, Any, str], ...] = (
      "limit, less 128)"),
     ("max_connections_per_peer", int, 0, "the same per client address (default 0: as "
      "--max-connections)"),
+    ("max_grpc_connections_per_peer", int, _L.max_grpc_connections_per_peer, "gRPC "
+     "connections of one client address; a new one beyond closes its quietest (default %d)"
+     % _L.max_grpc_connections_per_peer),
     ("header_timeout", float, _L.header_timeout, "seconds to send a request head (default %g)"
      % _L.header_timeout),
     ("body_timeout", float, _L.body_timeout, "seconds to send a request body (default %g)"
@@ -55,7 +58,8 @@ BOUNDS: Tuple[Tuple[str, type, Any, str], ...] = (
      "431 above)" % _L.max_header_bytes),
     ("max_message_bytes", int, 16 * 1024 * 1024, "largest gRPC message or HTTP body, under "
      "any framing (default 16 MiB; 413 above)"),
-    ("max_streams", int, 256, "gRPC streams open at once (default 256)"),
+    ("max_streams", int, 256, "gRPC streams open at once; one more is refused with "
+     "RESOURCE_EXHAUSTED (default 256)"),
     ("max_streams_per_connection", int, 32, "gRPC streams open at once on one connection "
      "(default 32)"),
     ("stream_idle_timeout", float, 120.0, "seconds a gRPC stream may go without a message "
@@ -79,7 +83,8 @@ BOUNDS: Tuple[Tuple[str, type, Any, str], ...] = (
 DEFAULTS.update({name: default for name, _, default, _ in BOUNDS})
 _TYPES: Dict[str, type] = {"expire": float}
 _TYPES.update({name: kind for name, kind, _, _ in BOUNDS})
-_LIMIT_KEYS = ("max_connections", "max_connections_per_peer", "header_timeout",
+_LIMIT_KEYS = ("max_connections", "max_connections_per_peer", "max_grpc_connections_per_peer",
+               "header_timeout",
                "body_timeout", "idle_timeout", "write_timeout", "max_header_bytes")
 # The other bounds are Agent keyword arguments of the same names.
 _AGENT_KEYS = tuple(name for name, _, _, _ in BOUNDS

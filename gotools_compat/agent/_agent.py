@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:55678"
 DEFAULT_PROMETHEUS = "127.0.0.1:8844"
+_REFUSERS = 8
 
 
 def parse_address(text: str) -> Tuple[str, int]:
@@ -108,7 +109,8 @@ class Agent:
         self.limits = dataclasses.replace(limits or Limits(), max_body_bytes=max_message_bytes)
         self._max_streams = max_streams
         self._max_streams_per_connection = max_streams_per_connection
-        self._streams = _grpc.Streams(stream_idle_timeout)
+        self._counters = Counters()  # of the gRPC side and of bad requests
+        self._streams = _grpc.Streams(stream_idle_timeout, max_streams, self._streams_full)
         self._store = Store(namespace, {"vendor": "otc"} if const_labels is None
                             else const_labels, target_labels, expire_after,
                             max_series=max_series, max_series_per_sender=max_series_per_sender,
@@ -134,7 +136,6 @@ class Agent:
         self._started = False
         self._stopped = threading.Event()
         self._server: Optional[Server] = None
-        self._counters = Counters()  # of the gRPC side and of bad requests
         self._grpc: Optional[grpc.Server] = None
         self._tmpdir: Optional[str] = None
         self._threads: List[threading.Thread] = []
@@ -155,6 +156,10 @@ class Agent:
 
     def ingest_spans(self, node: Any, request: Any) -> None:
         self.traces.add(node, request.spans)
+
+    def _streams_full(self, limit: int) -> None:
+        self._counters.hit("max_streams", "a gRPC stream refused (RESOURCE_EXHAUSTED): %d "
+                           "streams open", limit)
 
     def bad_request(self, peer: str, route: str, error: str) -> None:
         self._counters.hit("bad_request", "%s: POST %s refused (400): %s", peer, route, error)
@@ -249,12 +254,15 @@ class Agent:
                               % (phost, pport, _reason(exc))) from None
         idle_ms = int(self.limits.idle_timeout * 1000)
         self._grpc = grpc.server(
-            futures.ThreadPoolExecutor(self._max_streams, thread_name_prefix="gotools-agent-grpc"),
+            # A few threads beyond max_streams, so that a stream over it is refused
+            # (and counted) by Streams.watch rather than queued by grpcio.
+            futures.ThreadPoolExecutor(self._max_streams + _REFUSERS,
+                                       thread_name_prefix="gotools-agent-grpc"),
             options=[("grpc.max_receive_message_length", self.max_message_bytes),
                      ("grpc.max_concurrent_streams", self._max_streams_per_connection),
                      ("grpc.max_connection_idle_ms", idle_ms),
                      ("grpc.so_reuseport", 0)],
-            maximum_concurrent_rpcs=self._max_streams)
+            maximum_concurrent_rpcs=self._max_streams + _REFUSERS)
         _grpc.add_services(self._grpc, self, self._streams)
         self._grpc.add_insecure_port("unix:" + grpc_target)
         self._grpc.start()

@@ -74,16 +74,26 @@ class Streams:
     CANCELLED and, if it is ours, opens a new stream when it next exports).
     """
 
-    def __init__(self, idle_timeout: float) -> None:
+    def __init__(self, idle_timeout: float, max_streams: int,
+                 on_full: Callable[[int], None]) -> None:
         self.idle_timeout = idle_timeout
+        self.max_streams = max_streams
+        self._on_full = on_full
         self._lock = threading.Lock()
         self._last: Dict[Any, float] = {}
 
     def watch(self, context: Any, requests: Iterator[Any]) -> Iterator[Any]:
-        """``requests``, with every message noted as activity of the stream."""
+        """``requests``, with every message noted as activity of the stream; a stream
+        beyond ``max_streams`` is refused with RESOURCE_EXHAUSTED (and counted)."""
         lock, last = self._lock, self._last
         with lock:
-            last[context] = time.monotonic()
+            full = len(last) >= self.max_streams
+            if not full:
+                last[context] = time.monotonic()
+        if full:
+            self._on_full(self.max_streams)
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          "the agent has %d gRPC streams open (--max-streams)" % self.max_streams)
         try:
             for request in requests:
                 with lock:
