@@ -28,7 +28,8 @@ from _common import TUTORIAL
 
 from gotools_compat import event, metric, stats, todo
 from gotools_compat.export import ocagent
-from gotools_compat._oc import ocagent_transport as transport
+from gotools_compat._oc import ocagent as stock
+from gotools_compat._wire import protobuf
 
 SERIES = 10_000
 REPEAT = 7
@@ -60,7 +61,7 @@ def _stock_attempt(e: ocagent.Exporter, name: str) -> None:
     # metric to protobuf messages, serialize, send (on our working transport).
     metrics = [mt for mt in oc_stats.stats.get_metrics() if mt.descriptor.name == name]
     bodies = [e._first[0] + b"".join(
-        transport.wire.field(0x12, transport.stock_metric_bytes(mt)) for mt in metrics)
+        protobuf.field(0x12, stock.stock_metric_bytes(mt)) for mt in metrics)
         + e._first[1]]
     e._streams.send_metrics(bodies, 60)
 

@@ -19,8 +19,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from gotools_compat import event, export
-from gotools_compat._oc import ocagent_transport as transport
-from gotools_compat._oc import spans
+from gotools_compat._oc import ocagent as stock_ocagent
+from gotools_compat._wire import spans
+from gotools_compat.export import _ocagent_requests as _requests
 from gotools_compat.export import ocagent
 
 from opencensus.ext.ocagent.trace_exporter import utils as oc_trace_utils  # noqa: E402
@@ -100,8 +101,8 @@ def main() -> None:
     peer = per_call(stock, N // 20)
     report("export one span (encode) vs the stock conversion", ours, peer, 1.0, "us", 1e6)
     print("%-58s ours %10.1f us  (target <= 10 us)" % ("export one span, absolute", ours * 1e6))
-    first = transport.first_fields(transport.node("s", "h", 1, datetime.datetime.now(
-        datetime.timezone.utc)), transport.resource())
+    first = _requests.first_fields(stock_ocagent.node("s", "h", 1, datetime.datetime.now(
+        datetime.timezone.utc)), stock_ocagent.resource())
     batch = [span] * 1000
     per_span = per_call(lambda: spans.requests(batch, first), 20) / 1000
     print("%-58s ours %10.1f us  (target <= 10 us)" % ("export 1000 spans as requests, per span",

@@ -5,8 +5,7 @@ The modules mirror Go's packages: :mod:`~gotools_compat.unit`,
 :mod:`~gotools_compat.metric` and :mod:`~gotools_compat.export`.
 """
 
+from gotools_compat._version import __version__
 from gotools_compat.event import background, todo
-
-__version__ = "0.1.0"
 
 __all__ = ["background", "todo", "__version__"]

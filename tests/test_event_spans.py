@@ -10,7 +10,8 @@ from typing import Any, Iterator, List, Tuple
 
 import pytest
 
-from gotools_compat import _oc, _span, event, export, metric, stats
+from gotools_compat import _oc, event, export, metric, stats
+from gotools_compat.event import spans as event_spans
 from gotools_compat.event import Context, Event, Span
 
 from opencensus.trace import execution_context, samplers  # noqa: E402  (after gotools_compat)
@@ -330,7 +331,7 @@ def test_without_any_opencensus_tracer_a_span_is_a_root(collect: Collect) -> Non
 
 def test_a_name_that_is_not_a_str_is_used_as_str_with_one_warning(
         collect: Collect, caplog: pytest.LogCaptureFixture) -> None:
-    _span._warned.pop("name", None)
+    event_spans._warned.pop("name", None)
     with caplog.at_level(logging.WARNING, logger="gotools_compat.event"):
         for name in (42, None):
             _, end = event.start_span(event.background(), name)  # type: ignore[arg-type]
@@ -341,7 +342,7 @@ def test_a_name_that_is_not_a_str_is_used_as_str_with_one_warning(
 
 def test_a_span_ended_twice_is_ended_and_exported_once(
         collect: Collect, caplog: pytest.LogCaptureFixture) -> None:
-    _span._warned.pop("twice", None)
+    event_spans._warned.pop("twice", None)
     _, end = event.start_span(event.background(), "twice")
     end()
     first_end = collect.ended()[0].end

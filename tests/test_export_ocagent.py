@@ -104,7 +104,8 @@ def test_config_defaults_are_gos(exporters: List[ocagent.Exporter]) -> None:
         datetime.timezone.utc)
 
 
-# Wire data (GO_API.md, "Where the original was wrong").
+# Wire data: what Go's ocagent exporter got wrong (cumulative counts sent as
+# per-bucket ones, no overflow bucket, no label values, no unit).
 
 def test_histogram_arrives_with_per_bucket_counts_overflow_labels_unit(
         receiver: Receiver, exporters: List[ocagent.Exporter]) -> None:
@@ -361,7 +362,7 @@ def test_a_child_process_that_just_exits_delivers_every_value() -> None:
                    for family in text_string_to_metric_families(agent.metrics_text().decode())
                    for s in family.samples if family.name.startswith("atexit_")}
     assert samples[("atexit_count_total", None)] == n
-    assert [samples[("atexit_hist_bucket", le)] for le in ("1", "10", "+Inf")] == [
+    assert [samples[("atexit_hist_bucket", le)] for le in ("1.0", "10.0", "+Inf")] == [
         2, 11, n]
     assert samples[("atexit_hist_count", None)] == n
 

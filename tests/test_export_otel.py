@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, List, Tuple, Union
 
 import pytest
 
-from gotools_compat import _otel, event, export, metric, stats  # first: E13's clock patch
+from gotools_compat import event, export, metric, stats  # first: E13's clock patch
 
 import grpc
 from opencensus.stats import aggregation as oc_aggregation
@@ -33,6 +33,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.sdk.metrics.export import (ConsoleMetricExporter, HistogramDataPoint,
                                               MetricExporter, MetricExportResult)
 
+from gotools_compat._otel import data as otel_data
 from gotools_compat.export import otel
 from tests import otlp_grpc_receiver
 from tests.helpers import unique
@@ -346,10 +347,10 @@ def test_histogram_points_are_sdk_points_with_named_fields() -> None:
 def test_collect_resource_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,host.name=h1")
-    got = _otel.resource(None, None, 42).attributes
+    got = otel_data.resource(None, None, 42).attributes
     assert (got["service.name"], got["host.name"], got["process.pid"],
             got["deployment.environment"]) == ("from-env", "h1", 42, "test")
-    explicit = _otel.resource("mine", "hostx", 7).attributes
+    explicit = otel_data.resource("mine", "hostx", 7).attributes
     assert (explicit["service.name"], explicit["host.name"]) == ("mine", "hostx")
 
 

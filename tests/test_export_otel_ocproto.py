@@ -9,8 +9,9 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExp
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as otlp_metrics
 from opentelemetry.sdk.metrics.export import MetricExportResult
 
-from gotools_compat import _otel, _otel_ocproto
 from gotools_compat._oc import proto
+from gotools_compat._otel import data as otel_data
+from gotools_compat._otel import ocproto
 from tests.otlp_receiver import Receiver, attrs, find_metric, series
 
 proto.install()
@@ -84,13 +85,13 @@ def request() -> List[Any]:
 
 
 def export(receiver: Receiver, bucket_counts: Any = None) -> Any:
-    resource = _otel_ocproto.resource_from_node(
+    resource = ocproto.resource_from_node(
         node(), resource_pb2.Resource(type="host", labels={"team": "tools"}))
-    converted = [_otel_ocproto.metric_from_proto(m, T1 * 10 ** 9, bucket_counts=bucket_counts)
+    converted = [ocproto.metric_from_proto(m, T1 * 10 ** 9, bucket_counts=bucket_counts)
                  for m in request()]
     assert converted[3] is None  # SUMMARY: the SDK data model has none
     exporter = OTLPMetricExporter(endpoint=receiver.endpoint, timeout=5)
-    data = _otel.metrics_data(resource, [m for m in converted if m is not None])
+    data = otel_data.metrics_data(resource, [m for m in converted if m is not None])
     assert exporter.export(data) is MetricExportResult.SUCCESS
     exporter.shutdown()
     return receiver.requests[-1]

@@ -14,7 +14,8 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 from gotools_compat import _oc, event, export
-from gotools_compat._oc import proto, spans
+from gotools_compat._oc import proto
+from gotools_compat._wire import spans
 from gotools_compat.agent import Agent
 from gotools_compat.export import ocagent
 

@@ -15,8 +15,10 @@ from typing import Any, Dict, List
 import pytest
 
 from gotools_compat import event, metric, stats
-from gotools_compat._oc import ocagent_transport as transport
-from gotools_compat._oc import views, wire
+from gotools_compat._oc import ocagent as stock_ocagent
+from gotools_compat._oc import views
+from gotools_compat._wire import protobuf
+from gotools_compat.export import _ocagent_requests as requests
 from opencensus.ext.ocagent import stats_exporter
 from opencensus.proto.agent.metrics.v1 import metrics_service_pb2
 from opencensus.proto.metrics.v1 import metrics_pb2
@@ -47,8 +49,8 @@ def _stock_bytes(name: str) -> bytes:
 
 def _our_bytes(name: str) -> bytes:
     entry = metric._metrics[name]
-    encoder = transport.encoder_for(entry)
-    point_ts = wire.field(0x0A, wire.timestamp_from_datetime(NOW))
+    encoder = requests.encoder_for(entry)
+    point_ts = protobuf.field(0x0A, protobuf.timestamp_from_datetime(NOW))
     return encoder.descriptor_field + b"".join(encoder.series(point_ts))
 
 
@@ -141,17 +143,17 @@ def test_request_bytes_match_the_stock_request() -> None:
     m = stats.Int64(_name("m"), "", "1")
     name = metric.Scalar(_name("c")).count_int64(m)
     m.record(None, 1)
-    node = transport.node("svc", "host", 4242, datetime.datetime(2024, 1, 2, 3, 4, 5, 6000,
-                                                                 datetime.timezone.utc))
-    resource = transport.resource()
+    node = stock_ocagent.node("svc", "host", 4242, datetime.datetime(
+        2024, 1, 2, 3, 4, 5, 6000, datetime.timezone.utc))
+    resource = stock_ocagent.resource()
     # What the stock StatsExporter and ExportRpcHandler send as a first request.
     oc_metric = metric_utils.view_data_to_metric(_view_data(name), NOW)
     stock = metrics_service_pb2.ExportMetricsServiceRequest(
         metrics=[stats_exporter._get_metric_proto(oc_metric)])
     stock.node.MergeFrom(node)
     stock.resource.MergeFrom(resource)
-    encoder = transport.encoder_for(metric._metrics[name])
-    ours = transport.metric_requests([encoder], [], transport.first_fields(node, resource), NOW)
+    encoder = requests.encoder_for(metric._metrics[name])
+    ours = requests.metric_requests([encoder], [], requests.first_fields(node, resource), NOW)
     assert ours == [stock.SerializeToString()]
 
 
@@ -161,9 +163,9 @@ def test_large_exports_are_split_under_the_limit_without_losing_series() -> None
     name = metric.Scalar(_name("c"), keys=[key]).count_int64(m)
     for i in range(300):
         m.record(event.label(event.background(), key.of("v%04d" % i)), 1)
-    encoder = transport.encoder_for(metric._metrics[name])
+    encoder = requests.encoder_for(metric._metrics[name])
     node_field, resource_field = b"\x0a\x02\x08\x01", b"\x1a\x00"
-    bodies = transport.metric_requests([encoder], [], (node_field, resource_field), NOW,
+    bodies = requests.metric_requests([encoder], [], (node_field, resource_field), NOW,
                                        limit=2000)
     assert len(bodies) > 5
     assert all(len(body) <= 2000 for body in bodies)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple, Type
 
 # (sampled, trace_id, parent_id, the span context to keep in step, or None)
 Ambient = Tuple[bool, int, int, Any]
@@ -48,20 +48,23 @@ def _hex(text: Any) -> int:
         return 0
 
 
-def ambient() -> Optional[Ambient]:
-    """Where a span started with ``ctx=None`` belongs; None: no opencensus trace."""
+def ambient(own: Type[Any]) -> Optional[Ambient]:
+    """Where a span started with ``ctx=None`` belongs; None: no opencensus trace.
+
+    ``own`` is the class of our spans (``event.Span``: ``trace_id`` and
+    ``id`` ints, ``end`` 0 while open), which :class:`Scope` makes current.
+    """
     ec = sys.modules.get("opencensus.trace.execution_context")
     if ec is None:
         return None
     slots = _slots or _load(ec)
     get_current, _, get_tracer, oc_span_type, context_tracer_type, noop_type = slots
-    from gotools_compat.event import Span
 
     current = get_current()
     tracer = get_tracer()
     inner = getattr(tracer, "tracer", tracer)  # an opencensus Tracer wraps its ContextTracer
     span_context = getattr(inner, "span_context", None)
-    if isinstance(current, Span) and not current.end:
+    if isinstance(current, own) and not current.end:
         return True, current.trace_id, current.id, span_context
     if isinstance(current, oc_span_type):
         owner = current.context_tracer

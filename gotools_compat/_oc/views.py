@@ -20,7 +20,6 @@ from opencensus.stats import view as oc_view
 from opencensus.stats import view_data as oc_view_data
 from opencensus.tags import TagContext
 
-from gotools_compat import event
 from gotools_compat._oc.aggregation import Aggregation, Labels, Row
 
 log = logging.getLogger(__name__)
@@ -61,40 +60,34 @@ def opencensus_measure(name: str, description: str, unit: str, is_int: bool) -> 
 
 
 class Recorder:
-    """The rows of one metric, and the subscriber that records into them."""
+    """The rows of one metric, one column per label key name, and how to find them.
 
-    def __init__(self, name: str, keys: Tuple["event.Key[Any]", ...], aggregation: Aggregation,
+    Rows are keyed by their label values (a str, or None for "no value").
+    The subscriber that finds a row from a recording context is the metric's
+    (``gotools_compat.metric``); here are the row table, the subscriber of a
+    metric without keys and the rows of opencensus tag maps.
+    """
+
+    def __init__(self, name: str, columns: Tuple[str, ...], aggregation: Aggregation,
                  accept: Callable[[Any], Any], max_rows: int) -> None:
         self.name = name
-        self.keys = keys
-        self.columns = tuple(key.name for key in keys)
+        self.columns = columns
         self.aggregation = aggregation
         self.accept = accept  # the measure's full validation, for the opencensus path
         self.max_rows = max_rows
         self.lock = threading.Lock()
         self.rows: Dict[Labels, Row] = {}
         self.start_time = iso_now()
-        self._none = (None,) * len(keys)
+        self._none = (None,) * len(columns)
         self._overflow_warned = False
-        self._bad_context_warned = False
         self.row0: Optional[Row] = None
 
-    # The subscribers.  Called on every record: keep them short.
+    # The subscriber of a metric without keys.  Called on every record: keep it short.
 
     def record_nokey(self, ctx: Any, value: Any) -> None:
         row = self.row0
         if row is None:
             row = self.row0 = self.row((), ())
-        row.add(value)
-
-    def record(self, ctx: Any, value: Any) -> None:
-        if ctx is None:
-            row = self.ambient_row()
-        else:
-            try:
-                row = ctx._rows[self]
-            except (KeyError, AttributeError, TypeError):
-                row = self.context_row(ctx)
         row.add(value)
 
     # Finding rows.
@@ -113,7 +106,7 @@ class Recorder:
 
     def _overflow_row(self) -> Row:
         # Called with the lock held.
-        labels = (OVERFLOW,) * len(self.keys)
+        labels = (OVERFLOW,) * len(self.columns)
         row = self.rows.get(labels)
         if row is None:
             row = self.rows[labels] = self.aggregation.new_row(self.lock, labels, labels)
@@ -122,22 +115,6 @@ class Recorder:
             log.warning("metric %r reached its limit of %d rows; values of further tag "
                         "combinations are counted in the row labelled %r", self.name,
                         self.max_rows, OVERFLOW)
-        return row
-
-    def context_row(self, ctx: Any) -> Row:
-        if not isinstance(ctx, event.Context):
-            if not self._bad_context_warned:
-                self._bad_context_warned = True
-                log.warning("metric %r was recorded with %s instead of a Context; the "
-                            "ambient opencensus tags are used", self.name, type(ctx).__name__)
-            return self.ambient_row()
-        labels = ctx.labels(self.keys)
-        values = ctx._values
-        tags = tuple(values.get(key) for key in self.keys)
-        # Rows live as long as the metric and a context never changes, so the
-        # context can keep the row (the overflow row too: at the limit, a new
-        # combination stays there).
-        row = ctx._rows[self] = self.row(labels, labels if tags == labels else tags)
         return row
 
     def ambient_row(self) -> Row:

@@ -49,7 +49,8 @@ def load_otel() -> Tuple[Any, Any, Any, Any]:
     """(_otel, _otel_ocproto, OTLPMetricExporter, MetricExportResult.SUCCESS);
     ImportError with the extra to install."""
     try:
-        from gotools_compat import _otel, _otel_ocproto
+        from gotools_compat._otel import data as _otel
+        from gotools_compat._otel import ocproto as _otel_ocproto
 
         with _otel.quiet_imports():
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import (

@@ -2,8 +2,10 @@
 
 One process-wide exporter receives events (log events, span starts and ends
 from :mod:`gotools_compat.event`) and may be told about metrics;
-:func:`set_exporter` sets it, as Go's ``export.SetExporter``.  Spans reach
-an ocagent exporter only once it is set here (as in Go).
+:func:`set_exporter` sets it, as Go's ``export.SetExporter``.  The slot is
+:mod:`gotools_compat.event.exporter`'s (Go's ``event.SetExporter``), which
+every event goes to; this package re-exports it and holds the exporters.
+Spans reach an ocagent exporter only once it is set here (as in Go).
 
 Metric *values* are not pushed: every metric lives in opencensus views and
 exporters pull them when they export (``gotools_compat.metric.collect()``, or
@@ -40,91 +42,14 @@ Exporters that hold resources should also offer ``flush()`` and ``close()``
 
 from __future__ import annotations
 
-import logging
 import threading
-from typing import IO, Any, Dict, Optional, Protocol, Tuple, runtime_checkable
+from typing import IO, Any, Optional, Tuple
 
-from gotools_compat import _span
 from gotools_compat.event import END_SPAN, LABEL, LOG, START_SPAN, Context, Event, get_span
-
-log = logging.getLogger(__name__)
-
-@runtime_checkable
-class Exporter(Protocol):
-    """What :func:`set_exporter` takes (Go's ``event.Exporter``); see the module doc."""
-
-    def process_event(self, ctx: Context, ev: Event) -> Tuple[Context, Event]: ...
-
-    def metric(self, ctx: Context, data: Any) -> None: ...
-
-
-class _LogErrors:
-    """The default exporter: error events go to the logging module (Go prints them)."""
-
-    def process_event(self, ctx: Context, ev: Event) -> Tuple[Context, Event]:
-        if ev.is_log() and ev.error is not None:
-            log.error("%s", ev)
-        return ctx, ev
-
-    def metric(self, ctx: Context, data: Any) -> None:
-        pass
-
-
-_DEFAULT = _LogErrors()
-_exporter: Optional[Exporter] = _DEFAULT
-# Exporters whose failure was logged.  Held, not just their ids: an id is
-# reused once its object is gone, and a new exporter must get its log line.
-_failed: Dict[int, object] = {}
-_failed_lock = threading.Lock()
-
-
-def set_exporter(e: Optional[Exporter]) -> None:
-    """Set the process-wide exporter (Go's ``export.SetExporter``); None removes it."""
-    global _exporter
-    if e is not None and not isinstance(e, Exporter):
-        raise TypeError("an exporter needs process_event(ctx, ev) and metric(ctx, data); "
-                        "got %r" % (e,))
-    _exporter = e
-
-
-def get_exporter() -> Optional[Exporter]:
-    """The process-wide exporter, or None."""
-    return _exporter
-
-
-def _report(e: Any) -> None:
-    with _failed_lock:
-        if id(e) in _failed:
-            return
-        _failed[id(e)] = e
-    log.exception("exporter %r failed; its later failures are not logged", e)
-
-
-def process_event(ctx: Context, ev: Event) -> Context:
-    """Hand ``ev`` to the process-wide exporter; never raises because of it."""
-    e = _exporter
-    if e is None:
-        return ctx
-    try:
-        return e.process_event(ctx, ev)[0]
-    except Exception:
-        _report(e)
-        return ctx
-
-
-# event.start_span, event.print and the rest emit through process_event.
-_span._process_event = process_event
-
-
-def metric(ctx: Context, data: Any) -> None:
-    """Hand a metric snapshot to the process-wide exporter; never raises because of it."""
-    e = _exporter
-    if e is None:
-        return
-    try:
-        e.metric(ctx, data)
-    except Exception:
-        _report(e)
+from gotools_compat.event.exporter import _DEFAULT as _DEFAULT
+from gotools_compat.event.exporter import (Exporter, get_exporter, metric, process_event,
+                                           set_exporter)
+from gotools_compat.event.exporter import report as _report
 
 
 class _Multi:

@@ -10,7 +10,7 @@
     exporter.close()         # flush and stop; also done at interpreter exit
 
 The transport is the stock ``opencensus-ext-ocagent`` exporter with its traps
-closed (E1-E6 in ECOSYSTEM.md): it imports on current protobuf, never probes
+closed (E1-E6 in docs/traps.md): it imports on current protobuf, never probes
 cloud metadata, lives until closed, reconnects with capped exponential
 backoff, flushes at exit, and speaks TLS for ``https://`` addresses.
 
@@ -48,9 +48,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from gotools_compat._oc import ocagent_transport as transport
+from gotools_compat._oc import ocagent as _stock
 from gotools_compat.event import END_SPAN, Context, Event, Span
 from gotools_compat.export import _exit
+from gotools_compat.export import _ocagent_channel as _channel
+from gotools_compat.export import _ocagent_requests as _requests
 from gotools_compat.export._live import LiveSet
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ log = logging.getLogger(__name__)
 DEFAULT_ADDRESS = "http://localhost:55678"
 
 # Share of the interpreter (GIL) a periodic export may take while it encodes;
-# see transport.Pacer.  flush() and close() are not paced.
+# see _ocagent_requests.Pacer.  flush() and close() are not paced.
 PACED_DUTY = 0.1
 
 
@@ -128,10 +130,10 @@ class Exporter:
     def __init__(self, config: Config) -> None:
         self.config = config
         assert config.address is not None
-        self._target, self._tls = transport.parse_address(config.address)
+        self._target, self._tls = _channel.parse_address(config.address)
         self._metadata = tuple(sorted(config.headers.items()))
-        self._resource = transport.resource()
-        self.stats_exporter = transport.stock_exporter(self)
+        self._resource = _stock.resource()
+        self.stats_exporter = _stock.stock_exporter(self)
         self._trace: Any = None
         self._closed = False
         self._retired: List[Any] = []  # channels of a parent, never touched in a child
@@ -158,13 +160,13 @@ class Exporter:
         self._series = 0  # in the last collection
         self._next = time.monotonic() + config.rate
         self._encoders: Dict[Any, Any] = {}
-        self._node = transport.node(config.service, config.host, config.process, config.start)
-        self._first = transport.first_fields(self._node, self._resource)
-        self._channel = transport.make_channel(self._target, self._tls, config.ca_file,
+        self._node = _stock.node(config.service, config.host, config.process, config.start)
+        self._first = _requests.first_fields(self._node, self._resource)
+        self._channel = _channel.make_channel(self._target, self._tls, config.ca_file,
                                                config.max_backoff)
-        self._streams = transport.Streams(self._channel, self._metadata)
+        self._streams = _channel.Streams(self._channel, self._metadata)
         # Ended spans of gotools_compat.event, sent as they are on the next export.
-        self._spans = transport.span_queue()
+        self._spans = _requests.span_queue()
         if self._trace is not None:
             self._trace.node = self._node
             self._trace.transport.spans.clear()
@@ -202,7 +204,7 @@ class Exporter:
         with self._cond:
             if self._trace is None:
                 config = self.config
-                self._trace = transport.trace_exporter(
+                self._trace = _stock.trace_exporter(
                     config.service or "", config.host or "", self._node, self._send_trace)
             return self._trace
 
@@ -266,9 +268,9 @@ class Exporter:
             return
         with self._send_lock:  # the thread's export in flight, if any, ended
             self._closed = True
-            metrics, spans = self._collect(), transport.take_all(self._spans)
+            metrics, spans = self._collect(), _requests.take_all(self._spans)
         why = _exit.post(self._target, self._tls, self.config.ca_file, self._metadata,
-                         metrics, transport.span_requests(spans, self._first) if spans else [],
+                         metrics, _requests.span_requests(spans, self._first) if spans else [],
                          time.monotonic() + self.config.timeout)
         if why is not None:
             self._undelivered(why, len(spans))
@@ -333,9 +335,9 @@ class Exporter:
                 if bodies:
                     self._streams.send_metrics(bodies, self.config.timeout)
                 if self._trace is not None:
-                    transport.send_queued(self._trace.transport.spans, self._trace.emit)
-                transport.send_queued(self._spans, self._send_our_spans)
-            except transport.SendError as e:
+                    _requests.send_queued(self._trace.transport.spans, self._trace.emit)
+                _requests.send_queued(self._spans, self._send_our_spans)
+            except _channel.SendError as e:
                 self._failed(str(e))
                 return False
             except Exception:  # a bug, not the network: say so, keep going
@@ -363,17 +365,17 @@ class Exporter:
     def _collect(self, paced: bool = False) -> List[bytes]:
         """Request bodies with every metric; empty when there is nothing to send."""
         now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-        encoders = transport.compat_encoders(self._encoders, transport.encoder_for)
-        foreign = list(transport.foreign_metrics(now))
+        encoders = _requests.compat_encoders(self._encoders, _requests.encoder_for)
+        foreign = list(_stock.foreign_metrics(now))
         self._series = (sum(len(encoder.recorder.rows) for encoder in encoders)
                         + sum(len(metric.time_series) for metric in foreign))
         if not foreign and not self._series:
             return []
-        pacer = transport.Pacer(PACED_DUTY) if paced else None
-        return transport.metric_requests(encoders, foreign, self._first, now, pacer=pacer)
+        pacer = _requests.Pacer(PACED_DUTY) if paced else None
+        return _requests.metric_requests(encoders, foreign, self._first, now, pacer=pacer)
 
     def _send_our_spans(self, batch: List[Any]) -> None:
-        self._send_trace(transport.span_requests(batch, self._first))
+        self._send_trace(_requests.span_requests(batch, self._first))
 
     def _send_trace(self, bodies: List[bytes]) -> None:
         self._streams.send_trace(bodies, self.config.timeout)
@@ -402,7 +404,7 @@ class Exporter:
         self._thread.start()
 
 
-SendError = transport.SendError
+SendError = _channel.SendError
 
 # Live exporters, held strongly: an exporter lives until closed (E3), is
 # closed at exit (E4) and restarts in a forked child.

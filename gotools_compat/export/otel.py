@@ -73,10 +73,10 @@ import threading
 import time
 from typing import Any, List, Mapping, Optional, Tuple
 
-from gotools_compat import _otel
-from gotools_compat._otel import MetricsData, Resource
+from gotools_compat._otel import data as _otel
+from gotools_compat._otel.data import MetricsData, Resource
 from gotools_compat.event import Context
-from gotools_compat.export import Event, _exit
+from gotools_compat.export import Event, _exit, _otel_metrics
 from gotools_compat.export._live import LiveSet
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def collect(resource: Optional[Resource] = None) -> MetricsData:
     series yet are left out.
     """
     now = time.time_ns()
-    metrics = _otel.our_metrics(now) + _otel.foreign_metrics(now)
+    metrics = _otel_metrics.our_metrics(now) + _otel_metrics.foreign_metrics(now)
     return _otel.metrics_data(resource or default_resource(), metrics)
 
 

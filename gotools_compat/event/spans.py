@@ -1,125 +1,24 @@
 """Spans and log events (Go's ``event.StartSpan``, ``Log``, ``Print``, ``Error``, ``Detach``).
 
 The public names are re-exported by :mod:`gotools_compat.event`, the module
-users import; this one holds their implementation, apart from the keys, tags
-and contexts that metrics need on every record.  Import it through
-``gotools_compat.event`` only (it imports that module's names).
+users import, which loads this one on first use: code that only records
+metrics never pays for it.  Every event goes to the process-wide exporter
+(:mod:`gotools_compat.event.exporter`).
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import random
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from gotools_compat.event import _BACKGROUND, Context, Tag
+from gotools_compat.event.events import END_SPAN, LOG, START_SPAN, Event
+from gotools_compat.event.exporter import process_event as _process_event
+from gotools_compat.event.keys import _BACKGROUND, Context, Tag
 
-logger = logging.getLogger("gotools_compat.event")
-
-LOG = "log"
-START_SPAN = "start_span"
-END_SPAN = "end_span"
-LABEL = "label"
-
-_NS = 1_000_000_000
-
-
-def _ns_to_datetime(ns: int) -> datetime.datetime:
-    seconds, rest = divmod(ns, _NS)
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).replace(
-        microsecond=rest // 1000)
-
-
-class Event:
-    """One event (Go's ``event.Event``): a log line, a span start or end, a label.
-
-    ``kind`` is one of :data:`LOG`, :data:`START_SPAN`, :data:`END_SPAN`,
-    :data:`LABEL`; ``at`` is when it happened (the events made here carry an
-    aware UTC datetime, made only when read).  For span events ``message`` is
-    the span name and :func:`get_span` of the context gives the span.
-    Treat an event as immutable.
-    """
-
-    __slots__ = ("kind", "_at", "message", "error", "tags")
-
-    def __init__(self, kind: str, at: Union[datetime.datetime, int], message: str = "",
-                 error: Optional[BaseException] = None, tags: Tuple[Tag, ...] = ()) -> None:
-        self.kind = kind
-        self._at = at  # a datetime, or ns since the epoch until read
-        self.message = message
-        self.error = error
-        self.tags = tags
-
-    @property
-    def at(self) -> datetime.datetime:
-        at = self._at
-        if isinstance(at, int):
-            at = self._at = _ns_to_datetime(at)
-        return at
-
-    @property
-    def at_ns(self) -> int:
-        """``at`` in nanoseconds since the epoch."""
-        at = self._at
-        if isinstance(at, int):
-            return at
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=datetime.timezone.utc)
-        delta = at - _EPOCH
-        return (delta.days * 86400 + delta.seconds) * _NS + delta.microseconds * 1000
-
-    def is_log(self) -> bool:
-        return self.kind == LOG
-
-    def is_start_span(self) -> bool:
-        return self.kind == START_SPAN
-
-    def is_end_span(self) -> bool:
-        return self.kind == END_SPAN
-
-    def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Event) and other.kind == self.kind and other.at == self.at
-                and other.message == self.message and other.error is self.error
-                and other.tags == self.tags)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return "Event(%r, %r, %r, %r, %r)" % (self.kind, self.at, self.message, self.error,
-                                              self.tags)
-
-    def __str__(self) -> str:
-        # Go's Event.Format: time (local), message, ": " error, then the tags.
-        at = self.at
-        if at.tzinfo is not None:
-            at = at.astimezone()
-        text = at.strftime("%Y/%m/%d %H:%M:%S ") + str(self.message)
-        if self.error is not None:
-            text += ": " if self.message else ""
-            text += str(self.error) or type(self.error).__name__
-        for tag in self.tags:
-            text += "\n\t%s" % (tag,)
-        return text
-
-
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-
-# ``_process_event(ctx, ev) -> ctx`` hands an event to the process-wide
-# exporter.  gotools_compat.export installs its process_event here when it is
-# imported; until then the first event imports it.  (event must not import
-# export at import time: export imports event.)
-
-
-def _bootstrap_process_event(ctx: Context, ev: Event) -> Context:
-    import gotools_compat.export  # noqa: F401  (installs _process_event)
-
-    return _process_event(ctx, ev)
-
-
-_process_event: Callable[[Context, Event], Context] = _bootstrap_process_event
+logger = logging.getLogger(__name__)
 
 
 class Span:
@@ -345,7 +244,7 @@ def _start_ambient(name: Any, tags: Tuple[Tag, ...]) -> Tuple[Context, Callable[
         from gotools_compat._oc import tracing
 
         _tracing = tracing
-    found = _tracing.ambient()  # None, or (sampled, trace_id, parent_id, span context)
+    found = _tracing.ambient(Span)  # None, or (sampled, trace_id, parent_id, span context)
     if found is None:
         trace_id = _bits(128)
         sample = _sample

@@ -4,17 +4,7 @@ Keys are compared by identity, like Go's: two libraries that both make a key
 named "method" never collide.  A :class:`Context` is an immutable set of tag
 values; :func:`label` returns a new one, as Go's ``event.Label`` returns a new
 ``context.Context``.  Metrics read the values of their keys from the context
-given to ``record``; ``record(None, v)`` reads the ambient opencensus tag map
-instead (see :mod:`gotools_compat.stats`).
-
-Spans and log events (``start_span``, ``span``, ``detach``, ``log``,
-``print``, ``error``, ``set_sampler``) are part of this module's API; their
-code is in :mod:`gotools_compat._span`, whose doc has the details.
-
-Threads and executors: a :class:`Context` is a plain immutable object, pass it
-along.  The ambient opencensus tags live in a ``contextvars`` slot that plain
-threads do not inherit (E14); wrap the function you hand to a thread or
-executor with opencensus's own ``RuntimeContext.with_current_context(fn)``.
+given to ``record`` (and keep the row they found in it, see ``Context._rows``).
 """
 
 from __future__ import annotations
@@ -23,6 +13,8 @@ import logging
 from typing import (TYPE_CHECKING, Any, Dict, Generic, Iterable, List, Optional, Tuple, TypeVar,
                     Union)
 
+if TYPE_CHECKING:
+    from gotools_compat.event.spans import Span
 
 logger = logging.getLogger(__name__)
 
@@ -339,53 +331,3 @@ def query(ctx: Optional[Context], *keys: Key[Any]) -> List[Tag]:
     """The tags that ``ctx`` holds for ``keys``, in order; a missing key gives value None."""
     values = ctx._values if ctx is not None else {}
     return [Tag(key, values.get(key)) for key in keys]
-
-
-# Spans and log events live in their own module and are part of this one's
-# API.  They load on first use, so code that only records metrics never pays
-# for them (the span code imports random, os and more).
-_SPAN_NAMES = frozenset({
-    "END_SPAN", "LABEL", "LOG", "MAX_EVENTS", "START_SPAN", "Event", "Span", "detach", "error",
-    "get_span", "log", "print", "set_sampler", "span", "start_span",
-})
-
-if TYPE_CHECKING:
-    from gotools_compat._span import (
-        END_SPAN,
-        LABEL,
-        LOG,
-        MAX_EVENTS,
-        START_SPAN,
-        Event,
-        Span,
-        detach,
-        error,
-        get_span,
-        log,
-        print,
-        set_sampler,
-        span,
-        start_span,
-    )
-
-
-def __getattr__(name: str) -> Any:
-    if name in _SPAN_NAMES:
-        from gotools_compat import _span
-
-        value = getattr(_span, name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError("module %r has no attribute %r" % (__name__, name))
-
-
-__all__ = [
-    "Event", "Span", "LOG", "START_SPAN", "END_SPAN", "LABEL", "MAX_EVENTS", "start_span",
-    "span", "detach", "get_span", "log", "print", "error", "set_sampler",
-    "Key", "StringKey", "IntKey", "Int8Key", "Int16Key", "Int32Key", "Int64Key", "UIntKey",
-    "UInt8Key", "UInt16Key", "UInt32Key", "UInt64Key", "FloatKey", "BooleanKey", "ErrorKey",
-    "Tag", "Context", "background", "todo", "label", "query", "new_key", "new_string_key",
-    "new_int_key", "new_int8_key", "new_int16_key", "new_int32_key", "new_int64_key",
-    "new_uint_key", "new_uint8_key", "new_uint16_key", "new_uint32_key", "new_uint64_key",
-    "new_float32_key", "new_float64_key", "new_boolean_key", "new_error_key", "MAX_LABEL_LENGTH",
-]

@@ -1,12 +1,11 @@
-"""Rows to OpenCensus protobuf bytes, without building protobuf messages.
+"""A metric's rows as OpenCensus protobuf bytes, and request packing.
 
 The stock ocagent exporter turns each series into an opencensus ``Metric``
-object, then into protobuf messages (14 ``Bucket`` messages and a
-``strptime`` per histogram series): about 30 us per series.  Here a metric's
-rows go straight to the serialized ``opencensus.proto.metrics.v1.Metric``
-bytes: what is fixed per metric (descriptor, bucket bounds, start time) and
-per row (label values) is encoded once and cached, so a collection costs a
-row snapshot, two or three ``struct.pack`` calls and one ``join`` per series.
+object, then into protobuf messages.  Here a metric's rows go straight to the
+serialized ``opencensus.proto.metrics.v1.Metric`` bytes: what is fixed per
+metric (descriptor, bucket bounds, start time) and per row (label values) is
+encoded once and cached, so a collection costs a row snapshot, two or three
+``struct.pack`` calls and one ``join`` per series.
 
 The output is byte for byte what protobuf serializes for the messages the
 stock conversion (``opencensus.ext.ocagent.stats_exporter._get_metric_proto``
@@ -18,6 +17,10 @@ canonical serialization:
   except a member of a oneof (``Point.int64_value``/``double_value``);
 - a sub-message that was set is written even when empty (a gauge's
   ``start_timestamp``, a ``LabelValue`` without value).
+
+A "recorder" here is anything with the attributes of
+``gotools_compat._oc.views.Recorder`` (``name``, ``columns``, ``start_time``,
+``aggregation``, ``snapshot_rows()``).
 """
 
 from __future__ import annotations
@@ -26,71 +29,10 @@ import math
 import struct
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from google.protobuf import timestamp_pb2
-
-from gotools_compat._oc import aggregation as agg
+from gotools_compat._wire.protobuf import (MAX_REQUEST, field, string_field, timestamp_from_iso,
+                                           varint)
 
 _double = struct.Struct("<d").pack
-
-# Varints below this are one table lookup.
-_SMALL = 1 << 14
-
-
-def _varint_slow(n: int) -> bytes:
-    if n < 0:
-        n += 1 << 64  # int64 on the wire: two's complement, ten bytes
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_VARINTS = [_varint_slow(n) for n in range(_SMALL)]
-
-
-def varint(n: int) -> bytes:
-    if 0 <= n < _SMALL:
-        return _VARINTS[n]
-    return _varint_slow(n)
-
-
-def field(tag: int, payload: bytes) -> bytes:
-    """A length-delimited field: ``tag`` is the whole key byte (number << 3 | 2)."""
-    n = len(payload)
-    return b"%c%s%s" % (tag, _VARINTS[n] if n < _SMALL else _varint_slow(n), payload)
-
-
-def string_field(tag: int, text: str) -> bytes:
-    return field(tag, text.encode("utf-8")) if text else b""
-
-
-def timestamp(seconds: int, nanos: int) -> bytes:
-    """The body of a ``google.protobuf.Timestamp``."""
-    out = b""
-    if seconds:
-        out += b"\x08" + varint(seconds)
-    if nanos:
-        out += b"\x10" + varint(nanos)
-    return out
-
-
-def timestamp_from_datetime(dt: Any) -> bytes:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(dt)
-    return timestamp(ts.seconds, ts.nanos)
-
-
-def timestamp_from_iso(text: Optional[str]) -> bytes:
-    """As the stock exporter reads a start time (an unparsable one is empty)."""
-    ts = timestamp_pb2.Timestamp()
-    if text is not None:
-        try:
-            ts.FromJsonString(text)
-        except ValueError:
-            pass
-    return timestamp(ts.seconds, ts.nanos)
 
 
 def _double_field(key: bytes, v: float) -> bytes:
@@ -162,9 +104,8 @@ class MetricEncoder:
         start = b"" if is_gauge else timestamp_from_iso(recorder.start_time)
         self.start = field(0x0A, start)
         options = recorder.aggregation
-        self.bounds = (bucket_options(options.bounds)
-                       if isinstance(options, agg.Distribution) else b"")
         self.kind = options.kind
+        self.bounds = bucket_options(options.bounds) if self.kind == "histogram" else b""
         self._labels: Dict[Tuple[Optional[str], ...], bytes] = {}
 
     def series(self, point_ts: bytes) -> Iterator[bytes]:
@@ -203,10 +144,6 @@ class MetricEncoder:
             if labels is None:
                 labels = cache[row.labels] = label_values(row.labels)
             yield field(0x12, start + labels + field(0x1A, point))
-
-
-# gRPC refuses messages over 4 MiB by default; stay well below.
-MAX_REQUEST = 3 * 1024 * 1024
 
 
 def requests(metrics: Iterable[Tuple[bytes, Iterable[bytes]]], first: bytes = b"",

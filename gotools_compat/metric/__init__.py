@@ -31,34 +31,111 @@ sum of squared deviation.
 from __future__ import annotations
 
 import datetime
+import logging
 import math
 import os
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from gotools_compat import _oc  # noqa: F401  (clock patch before opencensus.stats)
 from gotools_compat._oc import aggregation as agg
 from gotools_compat._oc import views
-from gotools_compat.event import Key, Tag
+from gotools_compat.event import Context, Key
+from gotools_compat.metric.data import (Float64Data, HistogramFloat64Data, HistogramFloat64Row,
+                                        HistogramInt64Data, HistogramInt64Row, HistogramRow,
+                                        Int64Data, MetricData)
+from gotools_compat.metric.data import snapshot as _snapshot
 from gotools_compat.stats import Float64, Int64, _Measure
+
+log = logging.getLogger(__name__)
 
 MAX_ROWS = 10_000
 
 Number = Union[int, float]
 
 _lock = threading.Lock()
-_metrics: Dict[str, "_Registered"] = {}
+_metrics: Dict[str, "Registered"] = {}
 
 
-class _Registered:
+class _Rows(views.Recorder):
+    """The rows of one metric, and the subscriber that finds them from a Context.
+
+    The row table itself (locks, the row limit, opencensus tag maps) is the
+    bridge's ``views.Recorder``, which knows only label strings; here the
+    metric's keys and the recording context meet it.
+    """
+
+    def __init__(self, name: str, keys: Tuple[Key[Any], ...], aggregation: agg.Aggregation,
+                 accept: Callable[[Any], Any], max_rows: int) -> None:
+        super().__init__(name, tuple(key.name for key in keys), aggregation, accept, max_rows)
+        self.keys = keys
+        self._bad_context_warned = False
+
+    # The subscriber.  Called on every record: keep it short.
+
+    def record(self, ctx: Any, value: Any) -> None:
+        if ctx is None:
+            row = self.ambient_row()
+        else:
+            try:
+                row = ctx._rows[self]
+            except (KeyError, AttributeError, TypeError):
+                row = self.context_row(ctx)
+        row.add(value)
+
+    def context_row(self, ctx: Any) -> agg.Row:
+        if not isinstance(ctx, Context):
+            if not self._bad_context_warned:
+                self._bad_context_warned = True
+                log.warning("metric %r was recorded with %s instead of a Context; the "
+                            "ambient opencensus tags are used", self.name, type(ctx).__name__)
+            return self.ambient_row()
+        labels = ctx.labels(self.keys)
+        values = ctx._values
+        tags = tuple(values.get(key) for key in self.keys)
+        # Rows live as long as the metric and a context never changes, so the
+        # context can keep the row (the overflow row too: at the limit, a new
+        # combination stays there).
+        row = ctx._rows[self] = self.row(labels, labels if tags == labels else tags)
+        return row
+
+
+class Registered:
+    """A metric made with this package, as :func:`registered` lists it.
+
+    ``info`` is its definition (a :class:`Scalar` or a histogram), ``kind``
+    what it keeps (``"count_int64"`` ... ``"latest_float64"``,
+    ``"histogram_int64"``, ``"histogram_float64"``), ``measure`` the measure
+    it is built on, ``is_gauge`` whether it is a latest value, and
+    ``recorder`` its rows.
+    """
+
     __slots__ = ("info", "definition", "recorder", "is_gauge")
 
     def __init__(self, info: Union["Scalar", "HistogramInt64", "HistogramFloat64"],
-                 definition: Tuple[Any, ...], recorder: views.Recorder, is_gauge: bool) -> None:
+                 definition: Tuple[Any, ...], recorder: _Rows, is_gauge: bool) -> None:
         self.info = info
-        self.definition = definition
+        self.definition = definition  # (kind, measure, keys, description[, buckets])
         self.recorder = recorder
         self.is_gauge = is_gauge
+
+    @property
+    def kind(self) -> str:
+        return str(self.definition[0])
+
+    @property
+    def measure(self) -> _Measure:
+        measure: _Measure = self.definition[1]
+        return measure
+
+    def __repr__(self) -> str:
+        return "Registered(%r, %r)" % (self.info, self.kind)
+
+
+def registered() -> List[Registered]:
+    """Every metric made with this package, in definition order."""
+    with _lock:
+        return list(_metrics.values())
 
 
 def _check_name(name: object, what: str) -> str:
@@ -131,10 +208,10 @@ def _register(info: Any, kind: str, measure: _Measure, measure_type: type,
         if measure.opencensus is None:
             measure.opencensus = views.opencensus_measure(
                 measure.name, measure.description, measure.unit, isinstance(measure, Int64))
-        recorder = views.Recorder(name, info.keys, aggregation, measure.accept, info.max_rows)
+        recorder = _Rows(name, info.keys, aggregation, measure.accept, info.max_rows)
         views.register(name, info.description, measure.opencensus, recorder)
         measure._add_subscriber(recorder.record if info.keys else recorder.record_nokey)
-        _metrics[name] = _Registered(info, definition, recorder, kind.startswith("latest"))
+        _metrics[name] = Registered(info, definition, recorder, kind.startswith("latest"))
     return name
 
 
@@ -213,130 +290,11 @@ class HistogramFloat64(_Histogram):
                          agg.Distribution(self.buckets, False), (self.buckets,))
 
 
-# Snapshots handed to exporters: plain data, as Go's metric.*Data.  Plain
-# classes rather than dataclasses, which would cost import time (inspect).
-
-class _Data:
-    __slots__ = ("info", "end_time", "rows", "_groups")
-
-    def __init__(self, info: Any, end_time: datetime.datetime, groups: List[List[Tag]],
-                 rows: List[Any]) -> None:
-        self.info = info
-        self.end_time = end_time
-        self._groups = groups
-        self.rows = rows
-
-    def handle(self) -> str:
-        """The metric's name (Go's ``Handle()``)."""
-        return str(self.info.name)
-
-    def groups(self) -> List[List[Tag]]:
-        """One tag list per row, in row order (Go's ``Groups()``)."""
-        return self._groups
-
-    def __repr__(self) -> str:
-        return "%s(%r, rows=%r)" % (type(self).__name__, self.info, self.rows)
-
-
-class Int64Data(_Data):
-    """Rows of a count, an Int64 sum or an Int64 gauge (``is_gauge``)."""
-
-    __slots__ = ("is_gauge",)
-    rows: List[int]
-
-    def __init__(self, info: Any, end_time: datetime.datetime, groups: List[List[Tag]],
-                 is_gauge: bool, rows: List[int]) -> None:
-        super().__init__(info, end_time, groups, rows)
-        self.is_gauge = is_gauge
-
-
-class Float64Data(_Data):
-    """Rows of a Float64 sum or gauge (``is_gauge``)."""
-
-    __slots__ = ("is_gauge",)
-    rows: List[float]
-
-    def __init__(self, info: Any, end_time: datetime.datetime, groups: List[List[Tag]],
-                 is_gauge: bool, rows: List[float]) -> None:
-        super().__init__(info, end_time, groups, rows)
-        self.is_gauge = is_gauge
-
-
-class HistogramRow:
-    """One row of a histogram.
-
-    ``values`` are cumulative per bound, as Go's (values[i] counts every value
-    ``<= buckets[i]``); ``counts`` are per bucket plus the overflow bucket, as
-    on the OpenCensus wire.
-    """
-
-    __slots__ = ("values", "counts", "count", "sum", "min", "max", "sum_of_squared_deviation")
-
-    def __init__(self, values: List[int], counts: List[int], count: int, sum: Number,
-                 min: Optional[Number], max: Optional[Number],
-                 sum_of_squared_deviation: float) -> None:
-        self.values = values
-        self.counts = counts
-        self.count = count
-        self.sum = sum
-        self.min = min
-        self.max = max
-        self.sum_of_squared_deviation = sum_of_squared_deviation
-
-    def __repr__(self) -> str:
-        return ("HistogramRow(counts=%r, count=%r, sum=%r, min=%r, max=%r)"
-                % (self.counts, self.count, self.sum, self.min, self.max))
-
-
-HistogramInt64Row = HistogramRow
-HistogramFloat64Row = HistogramRow
-
-
-class HistogramInt64Data(_Data):
-    __slots__ = ()
-    rows: List[HistogramRow]
-
-
-class HistogramFloat64Data(_Data):
-    __slots__ = ()
-    rows: List[HistogramRow]
-
-
-MetricData = Union[Int64Data, Float64Data, HistogramInt64Data, HistogramFloat64Data]
-
-
-def _histogram_row(row: agg.HistogramRow) -> HistogramRow:
-    counts, total, lo, hi, m2 = row.snapshot()
-    values = []
-    running = 0
-    for count in counts[:-1]:
-        running += count
-        values.append(running)
-    return HistogramRow(values, counts, sum(counts), total, lo, hi, m2)
-
-
-def _data(entry: _Registered, now: datetime.datetime) -> MetricData:
-    recorder = entry.recorder
-    rows = recorder.snapshot_rows()
-    keys = recorder.keys
-    groups = [[Tag(key, value) for key, value in zip(keys, row.tags)] for row in rows]
-    kind = entry.definition[0]
-    if kind.startswith("histogram"):
-        cls = HistogramInt64Data if kind.endswith("int64") else HistogramFloat64Data
-        return cls(entry.info, now, groups,
-                   [_histogram_row(row) for row in rows])  # type: ignore[arg-type]
-    values = [row.value() for row in rows]  # type: ignore[attr-defined]
-    if kind.startswith("count") or kind.endswith("int64"):
-        return Int64Data(entry.info, now, groups, entry.is_gauge, values)
-    return Float64Data(entry.info, now, groups, entry.is_gauge, values)
-
-
 def collect() -> List[MetricData]:
     """A snapshot of every metric made with this package, in definition order."""
-    with _lock:
-        entries = list(_metrics.values())
+    entries = registered()
     now = datetime.datetime.now(datetime.timezone.utc)
-    return [_data(entry, now) for entry in entries]
+    return [_snapshot(entry, now) for entry in entries]
 
 
 # Forks.  A child of os.fork() inherits a copy of every row; reported as is,
@@ -389,4 +347,5 @@ __all__ = [
     "Scalar", "HistogramInt64", "HistogramFloat64", "Int64Data", "Float64Data",
     "HistogramInt64Data", "HistogramFloat64Data", "HistogramRow", "HistogramInt64Row",
     "HistogramFloat64Row", "MetricData", "MAX_ROWS", "collect", "opencensus_measure",
+    "Registered", "registered",
 ]

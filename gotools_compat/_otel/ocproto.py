@@ -3,14 +3,14 @@
 What ``gotools-agent`` receives is an ``ExportMetricsServiceRequest`` of
 ``opencensus.proto`` messages: a node, a resource and metrics.  These
 functions turn them into the SDK's ``Resource`` and ``Metric``, with the same
-mapping as :mod:`gotools_compat._otel` (descriptor types to ``Sum``/``Gauge``/
-``Histogram``, label values to string attributes, a label without a value
-left out), so an OTel ``MetricExporter`` (OTLP over HTTP or gRPC) can send
-them::
+mapping as the in-process exporter (see :mod:`gotools_compat._otel`:
+descriptor types to ``Sum``/``Gauge``/``Histogram``, label values to string
+attributes, a label without a value left out), so an OTel ``MetricExporter``
+(OTLP over HTTP or gRPC) can send them::
 
     resource = resource_from_node(request.node, request.resource)
     metrics = [m for m in (metric_from_proto(p, time_ns) for p in request.metrics) if m]
-    otlp_exporter.export(_otel.metrics_data(resource, metrics), timeout_millis=...)
+    otlp_exporter.export(sdk.metrics_data(resource, metrics), timeout_millis=...)
 
 The OpenCensus stream protocol sends the node and resource only when they
 change, and may send a descriptor once per stream; the caller keeps those
@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional
 
-from gotools_compat import _otel
 from gotools_compat._oc import proto
+from gotools_compat._otel import data as sdk
 
 proto.install()
 
@@ -40,7 +40,7 @@ def _ns(ts: Any) -> int:
     return int(ts.seconds) * 1_000_000_000 + int(ts.nanos)
 
 
-def resource_from_node(node: Any, resource: Any = None) -> _otel.Resource:
+def resource_from_node(node: Any, resource: Any = None) -> sdk.Resource:
     """The OTel resource of one sender: its node, plus its OpenCensus resource.
 
     ``service.name``, ``host.name``, ``process.pid``, ``telemetry.sdk.language``
@@ -73,7 +73,7 @@ def resource_from_node(node: Any, resource: Any = None) -> _otel.Resource:
             attrs["telemetry.sdk.version"] = info.core_library_version
         if info.exporter_version:
             attrs["opencensus.exporterversion"] = info.exporter_version
-    return _otel.Resource(attrs)
+    return sdk.Resource(attrs)
 
 
 def _per_bucket(dist: Any) -> List[int]:
@@ -81,7 +81,7 @@ def _per_bucket(dist: Any) -> List[int]:
 
 
 def metric_from_proto(metric: Any, time_ns: int, descriptor: Any = None,
-                      bucket_counts: Optional[BucketCounts] = None) -> Optional[_otel.Metric]:
+                      bucket_counts: Optional[BucketCounts] = None) -> Optional[sdk.Metric]:
     """One ``opencensus.proto.metrics.v1.Metric`` as an SDK ``Metric``, or None.
 
     None for a SUMMARY (the SDK's data model has none) or a metric without
@@ -97,30 +97,30 @@ def metric_from_proto(metric: Any, time_ns: int, descriptor: Any = None,
     for series in metric.timeseries:
         if not series.points:
             continue
-        attrs = _otel.attributes(keys, [lv.value if lv.has_value else None
+        attrs = sdk.attributes(keys, [lv.value if lv.has_value else None
                                         for lv in series.label_values])
         start = _ns(series.start_timestamp) if series.HasField("start_timestamp") else 0
         point = series.points[-1]
         at = _ns(point.timestamp) if point.HasField("timestamp") else time_ns
         which = point.WhichOneof("value")
         if kind == 0:  # UNSPECIFIED: the OpenCensus protocol says infer it from the points
-            kind = {"int64_value": _otel.GAUGE_INT64, "double_value": _otel.GAUGE_DOUBLE,
-                    "distribution_value": _otel.CUMULATIVE_DISTRIBUTION}.get(
-                        which or "", _otel.SUMMARY)
-        histogram = kind in (_otel.CUMULATIVE_DISTRIBUTION, _otel.GAUGE_DISTRIBUTION)
+            kind = {"int64_value": sdk.GAUGE_INT64, "double_value": sdk.GAUGE_DOUBLE,
+                    "distribution_value": sdk.CUMULATIVE_DISTRIBUTION}.get(
+                        which or "", sdk.SUMMARY)
+        histogram = kind in (sdk.CUMULATIVE_DISTRIBUTION, sdk.GAUGE_DISTRIBUTION)
         if which == "distribution_value" and histogram:
             dist = point.distribution_value
             bounds = list(dist.bucket_options.explicit.bounds)
             counts = counts_of(dist) or [0] * (len(bounds) + 1)
-            points.append(_otel.histogram_point(attrs, start or at, at, counts, bounds,
+            points.append(sdk.histogram_point(attrs, start or at, at, counts, bounds,
                                                 dist.sum, None, None))
-        elif histogram or kind == _otel.SUMMARY:
+        elif histogram or kind == sdk.SUMMARY:
             continue  # a point that does not fit its descriptor
         elif which == "int64_value":
-            points.append(_otel.number_point(attrs, start or at, at, int(point.int64_value)))
+            points.append(sdk.number_point(attrs, start or at, at, int(point.int64_value)))
         elif which == "double_value":
-            points.append(_otel.number_point(attrs, start or at, at, point.double_value))
+            points.append(sdk.number_point(attrs, start or at, at, point.double_value))
     if not points:
         return None
-    return _otel.metric_data(descriptor.name, descriptor.description, descriptor.unit, kind,
+    return sdk.metric_data(descriptor.name, descriptor.description, descriptor.unit, kind,
                              points)

@@ -1,0 +1,152 @@
+"""This process's metrics as OpenTelemetry SDK data: our rows, plain opencensus views.
+
+The builders and the mapping are :mod:`gotools_compat._otel`'s; this is the
+app side, which reads the metrics (:func:`gotools_compat.metric.registered`)
+and opencensus's view manager (through ``gotools_compat._oc``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from gotools_compat import metric
+from gotools_compat._oc import prometheus as oc_prometheus
+from gotools_compat._oc import views
+from gotools_compat._otel.data import (CUMULATIVE_DISTRIBUTION, GAUGE_DISTRIBUTION,
+                                       OVERFLOW_ATTRIBUTES, SUMMARY, Attributes,
+                                       HistogramDataPoint, Metric, NumberDataPoint, attributes,
+                                       histogram_point, metric_data, ns_from_datetime,
+                                       ns_from_iso, number_point)
+
+
+# Our metrics, straight from their rows.
+
+class _Plan:
+    """What is fixed for one of our metrics: names, bounds, attributes per row key."""
+
+    __slots__ = ("entry", "recorder", "name", "description", "unit", "type", "histogram",
+                 "bounds", "columns", "attrs", "start_text", "start_ns")
+
+    def __init__(self, entry: metric.Registered) -> None:
+        self.entry = entry
+        recorder: Any = entry.recorder
+        self.recorder = recorder
+        self.name = str(entry.info.name)
+        self.description = str(entry.info.description)
+        self.unit = str(entry.measure.unit)
+        self.type = int(recorder.aggregation.get_metric_type(None))
+        self.histogram = recorder.aggregation.kind == "histogram"
+        self.bounds: Tuple[float, ...] = (
+            tuple(float(b) for b in recorder.aggregation.bounds) if self.histogram else ())
+        self.columns: Tuple[str, ...] = recorder.columns
+        self.attrs: Dict[Any, Attributes] = {}
+        self.start_text = ""
+        self.start_ns = 0
+
+    def _attributes(self, labels: Tuple[Optional[str], ...]) -> Attributes:
+        if self.columns and all(v == views.OVERFLOW for v in labels):
+            attrs = OVERFLOW_ATTRIBUTES
+        else:
+            attrs = attributes(self.columns, labels)
+        if len(self.attrs) < 2 * self.recorder.max_rows + 16:
+            self.attrs[labels] = attrs
+        return attrs
+
+    def metric(self, time_ns: int) -> Optional[Metric]:
+        recorder = self.recorder
+        rows = recorder.snapshot_rows()
+        if not rows:
+            return None
+        start_text = recorder.start_time  # reset by a fork (see export.otel)
+        if start_text != self.start_text:
+            self.start_ns = ns_from_iso(start_text)
+            self.start_text = start_text
+        start = self.start_ns
+        cache = self.attrs
+        points: List[Any] = []
+        append = points.append
+        if self.histogram:
+            bounds = self.bounds
+            for row in rows:
+                counts, total, lo, hi = row.snapshot()[:4]
+                attrs = cache.get(row.labels) or self._attributes(row.labels)
+                # Positional: the SDK's field order (attributes, start, time, count,
+                # sum, bucket_counts, explicit_bounds, min, max); a test pins it.
+                append(HistogramDataPoint(attrs, start, time_ns, sum(counts), total, counts,
+                                          bounds, lo, hi))
+        else:
+            for row in rows:
+                attrs = cache.get(row.labels) or self._attributes(row.labels)
+                append(NumberDataPoint(attrs, start, time_ns, row.wire_value()))
+        return metric_data(self.name, self.description, self.unit, self.type, points)
+
+
+_plans: Dict[Any, _Plan] = {}
+
+
+def our_metrics(time_ns: int) -> List[Metric]:
+    """Every metric made with gotools_compat, in definition order (rows, no opencensus)."""
+    out: List[Metric] = []
+    for entry in metric.registered():
+        plan = _plans.get(entry.recorder)
+        if plan is None:
+            plan = _plans[entry.recorder] = _Plan(entry)
+        converted = plan.metric(time_ns)
+        if converted is not None:
+            out.append(converted)
+    return out
+
+
+# opencensus Metric objects (plain opencensus views, get_metrics()).
+
+def _oc_start_ns(start: Any, default: int) -> int:
+    if start is None:
+        return default
+    if isinstance(start, str):
+        return ns_from_iso(start)
+    return ns_from_datetime(start)
+
+
+def _oc_point(value: Any, kind: int, attrs: Attributes, start_ns: int,
+              time_ns: int) -> Any:
+    if kind in (CUMULATIVE_DISTRIBUTION, GAUGE_DISTRIBUTION):
+        options = value.bucket_options
+        explicit = options.type_ if options is not None else None
+        bounds = [float(b) for b in explicit.bounds] if explicit is not None else []
+        counts = ([b.count for b in value.buckets] if value.buckets
+                  else [0] * (len(bounds) + 1))
+        # Our compat distributions (a view read through get_metrics()) know min/max.
+        return histogram_point(attrs, start_ns, time_ns, counts, bounds, value.sum,
+                               getattr(value, "min", None), getattr(value, "max", None))
+    return number_point(attrs, start_ns, time_ns, value.value)
+
+
+def from_opencensus(oc_metric: Any, time_ns: int) -> Optional[Metric]:
+    """One opencensus ``Metric`` object (``get_metrics()``) as an SDK ``Metric``.
+
+    Each series' point time is its own when it has one.
+    """
+    descriptor = oc_metric.descriptor
+    kind = int(descriptor.type)
+    keys = [key.key for key in descriptor.label_keys]
+    points = []
+    for series in oc_metric.time_series:
+        if kind == SUMMARY or not series.points:
+            continue
+        attrs = attributes(keys, [lv.value for lv in series.label_values])
+        point = series.points[-1]
+        at = ns_from_datetime(point.timestamp) if point.timestamp is not None else time_ns
+        start = _oc_start_ns(series.start_timestamp, at)
+        points.append(_oc_point(point.value, kind, attrs, start, at))
+    return metric_data(descriptor.name, descriptor.description or "", descriptor.unit or "",
+                       kind, points)
+
+
+def foreign_metrics(time_ns: int) -> List[Metric]:
+    """The app's plain opencensus views (every view that is not one of ours)."""
+    out: List[Metric] = []
+    for oc_metric in oc_prometheus.foreign_metrics():
+        converted = from_opencensus(oc_metric, time_ns)
+        if converted is not None and converted.data.data_points:
+            out.append(converted)
+    return out
