@@ -119,23 +119,23 @@ def samples(text: str) -> Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]:
 GO_FIXTURE_TEXT = """\
 # HELP promdemo_received_bytes Distribution of received bytes, by method.
 # TYPE promdemo_received_bytes histogram
-promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="1024"} 13
-promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="2048"} 13
-promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="4096"} 13
-promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="16384"} 13
-promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="65536"} 13
-promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="1048576"} 13
+promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="1024.0"} 13
+promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="2048.0"} 13
+promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="4096.0"} 13
+promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="16384.0"} 13
+promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="65536.0"} 13
+promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="1.048576e+06"} 13
 promdemo_received_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="+Inf"} 13
 promdemo_received_bytes_sum{vendor="otc",job="gopls",instance="vm:2411"} 2461
 promdemo_received_bytes_count{vendor="otc",job="gopls",instance="vm:2411"} 13
 # HELP promdemo_sent_bytes Distribution of sent bytes, by method.
 # TYPE promdemo_sent_bytes histogram
-promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="1024"} 16
-promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="2048"} 17
-promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="4096"} 17
-promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="16384"} 17
-promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="65536"} 17
-promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="1048576"} 17
+promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="1024.0"} 16
+promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="2048.0"} 17
+promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="4096.0"} 17
+promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="16384.0"} 17
+promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="65536.0"} 17
+promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="1.048576e+06"} 17
 promdemo_sent_bytes_bucket{vendor="otc",job="gopls",instance="vm:2411",le="+Inf"} 17
 promdemo_sent_bytes_sum{vendor="otc",job="gopls",instance="vm:2411"} 8602
 promdemo_sent_bytes_count{vendor="otc",job="gopls",instance="vm:2411"} 17
@@ -224,17 +224,17 @@ gi{vendor="otc",job="kinds",instance="host:1",k="a"} -3
 gi{vendor="otc",job="kinds",instance="host:1",k="b"} 1152921504606846977
 # HELP lat latency
 # TYPE lat histogram
-lat_bucket{vendor="otc",job="kinds",instance="host:1",k="a",le="0"} 1
-lat_bucket{vendor="otc",job="kinds",instance="host:1",k="a",le="10"} 3
-lat_bucket{vendor="otc",job="kinds",instance="host:1",k="a",le="50"} 3
+lat_bucket{vendor="otc",job="kinds",instance="host:1",k="a",le="0.0"} 1
+lat_bucket{vendor="otc",job="kinds",instance="host:1",k="a",le="10.0"} 3
+lat_bucket{vendor="otc",job="kinds",instance="host:1",k="a",le="50.0"} 3
 lat_bucket{vendor="otc",job="kinds",instance="host:1",k="a",le="+Inf"} 7
 lat_sum{vendor="otc",job="kinds",instance="host:1",k="a"} 321.5
 lat_count{vendor="otc",job="kinds",instance="host:1",k="a"} 7
 # HELP qd gd
 # TYPE qd histogram
-qd_bucket{vendor="otc",job="kinds",instance="host:1",le="0"} 0
-qd_bucket{vendor="otc",job="kinds",instance="host:1",le="10"} 1
-qd_bucket{vendor="otc",job="kinds",instance="host:1",le="50"} 2
+qd_bucket{vendor="otc",job="kinds",instance="host:1",le="0.0"} 0
+qd_bucket{vendor="otc",job="kinds",instance="host:1",le="10.0"} 1
+qd_bucket{vendor="otc",job="kinds",instance="host:1",le="50.0"} 2
 qd_bucket{vendor="otc",job="kinds",instance="host:1",le="+Inf"} 2
 qd_sum{vendor="otc",job="kinds",instance="host:1"} 30
 qd_count{vendor="otc",job="kinds",instance="host:1"} 2
@@ -319,7 +319,7 @@ def test_without_target_labels_counters_sum_and_gauges_keep_newest() -> None:
         found = samples(scrape(agent.port)[1])
     assert found[("promdemo_g", ())] == 20
     assert found[("promdemo_c_total", ())] == 30
-    assert found[("promdemo_d_bucket", (("le", "1"),))] == 30
+    assert found[("promdemo_d_bucket", (("le", "1.0"),))] == 30
     assert found[("promdemo_d_count", ())] == 32 and found[("promdemo_d_sum", ())] == 5.0
 
 
@@ -340,7 +340,7 @@ def test_label_values_escaped_and_colliding_keys_renamed(agent: Agent) -> None:
     ])])
     text = scrape(agent.port)[1]
     assert ('promdemo_h_bucket{vendor="otc",job="svc",instance="host:1",'
-            'exported_le="x\\"y\\\\z\\nw",exported_job="mine",le="1"} 1\n') in text
+            'exported_le="x\\"y\\\\z\\nw",exported_job="mine",le="1.0"} 1\n') in text
     found = samples(text)
     key = ("promdemo_h_count", (("exported_job", "mine"), ("exported_le", 'x"y\\z\nw'),
                                 ("instance", "host:1"), ("job", "svc"), ("vendor", "otc")))

@@ -10,11 +10,11 @@ import logging
 from contextlib import nullcontext
 from typing import Any, List, Optional, Protocol
 
+from gotools_compat._promtext import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, wants_openmetrics
 from gotools_compat._server import Request, Response, error_response
 
 from . import _json, _lean
 from ._model import BadRequest
-from ._render import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, wants_openmetrics
 
 logger = logging.getLogger(__name__)
 

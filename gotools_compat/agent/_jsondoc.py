@@ -15,8 +15,9 @@ import json
 import re
 from typing import Any
 
+from gotools_compat._promtext import clean
+
 from ._model import BadRequest
-from ._text import clean
 
 #: How deep a body the fast path does not take may nest (objects and arrays);
 #: the deepest valid request nests about 12 deep.

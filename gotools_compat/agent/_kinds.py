@@ -11,8 +11,9 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Any, Dict, Iterator, List, Optional, Protocol, Tuple
 
+from gotools_compat._promtext import clean, float_bytes
+
 from ._model import Summary
-from ._text import clean, format_float
 
 GAUGE = "gauge"
 COUNTER = "counter"
@@ -82,7 +83,7 @@ def merge(kind: str, lbl: bytes, old: Record, new: Record) -> Record:
         if old[0] != new[0]:
             return new  # different bounds cannot be added
         counts = tuple([a + b for a, b in zip(old[1], new[1])])
-        return (new[0], counts, format_float(float(old[2]) + float(new[2])))
+        return (new[0], counts, float_bytes(float(old[2]) + float(new[2])))
     return (old[0] + new[0], old[1] + new[1], new[2])  # summary
 
 

@@ -4,29 +4,34 @@ The layout follows prometheus_client's ``generate_latest`` and
 ``openmetrics.exposition.generate_latest`` (one HELP/TYPE per family, counters
 as ``<name>_total``), but lines are produced with one ``%`` per series from a
 template cached per family and bucket layout, because the library's
-per-sample path is about 40 times slower on large histograms.
+per-sample path is about 40 times slower on large histograms.  Names,
+escaping, numbers and content negotiation are :mod:`gotools_compat._promtext`'s,
+shared with the in-process exporter.
 """
 
 from __future__ import annotations
 
 import math
 from itertools import accumulate, islice
-from typing import Any, Iterable, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
+
+from gotools_compat._promtext import float_bytes, format_le, header
 
 from ._kinds import COUNTER, GAUGE_HISTOGRAM, HISTOGRAM, SUMMARY, Family, Items
-from ._text import UNIT_WORDS, escape_help, format_float, format_le, utf8
-
-TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 _PIECE = 4096  # series (lines, for scalars) in one piece of render_parts
 
+#: OpenCensus unit strings (UCUM) and the Prometheus base-unit words for them.
+UNIT_WORDS: Dict[str, str] = {
+    "By": "bytes",
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+    "1": "",
+}
 
 Snapshot = Sequence[Tuple[Family, Items]]
-
-
-def wants_openmetrics(accept: str) -> bool:
-    return "application/openmetrics-text" in (accept or "")
 
 
 def render(snapshot: Snapshot, openmetrics: bool = False) -> bytes:
@@ -66,19 +71,13 @@ def render_parts(snapshot: Snapshot, openmetrics: bool = False) -> List[bytes]:
 
 
 def _header(family: Family, openmetrics: bool) -> bytes:
-    name, kind = family.name, family.kind
-    help_text = escape_help(family.help, openmetrics)
-    if not openmetrics:
-        if kind == COUNTER:
-            name += "_total"
-        elif kind == GAUGE_HISTOGRAM:
-            kind = HISTOGRAM  # the text format has no gauge histograms
-        return utf8("# HELP %s %s\n# TYPE %s %s\n" % (name, help_text, name, kind))
-    lines = "# HELP %s %s\n# TYPE %s %s\n" % (name, help_text, name, kind)
-    unit = UNIT_WORDS.get(family.unit, "")
-    if unit and name.endswith("_" + unit):  # OpenMetrics: a UNIT only with a matching name
-        lines += "# UNIT %s %s\n" % (name, unit)
-    return utf8(lines)
+    name = family.name
+    lines = header(name, family.kind, family.help, openmetrics)
+    if openmetrics:
+        unit = UNIT_WORDS.get(family.unit, "")
+        if unit and name.endswith("_" + unit):  # a UNIT only with a matching name
+            lines += "# UNIT %s %s\n" % (name, unit)
+    return lines.encode("utf-8")  # header() made it valid UTF-8
 
 
 def _sample(family: Family) -> bytes:
@@ -94,7 +93,7 @@ def _scalars(family: Family, items: Iterable[Tuple[bytes, Any]], openmetrics: bo
     for lbl, value in items:
         if counter and not value >= 0:
             continue  # OpenMetrics has no negative or NaN counters
-        text = b"%d" % value if type(value) is int else format_float(value)
+        text = b"%d" % value if type(value) is int else float_bytes(value)
         if lbl:
             out.append(b"%s{%s} %s\n" % (name, lbl, text))
         else:
@@ -112,7 +111,7 @@ def _hist_template(family: Family, bounds: Tuple[float, ...], labeled: bool,
     sum_name = name + (b"_gsum" if gauge else b"_sum")
     count_name = name + (b"_gcount" if gauge else b"_count")
     opening = name + (b"_bucket{%s," if labeled else b"_bucket{")
-    lines = [opening + b'le="%s"} %%d\n' % format_le(b, openmetrics).encode("ascii")
+    lines = [opening + b'le="%s"} %%d\n' % format_le(b).encode("ascii")
              for b in bounds + (math.inf,)]
     if not with_sum:
         pass
@@ -170,9 +169,9 @@ def _summaries(family: Family, items: Iterable[Tuple[bytes, Any]], openmetrics: 
             if openmetrics and not value >= 0:
                 continue  # OpenMetrics: quantile values cannot be negative
             out.append(b'%s{%squantile="%s"} %s\n' % (
-                name, inner, format_le(q, openmetrics).encode("ascii"), format_float(value)))
+                name, inner, format_le(q).encode("ascii"), float_bytes(value)))
         if openmetrics and not total >= 0:
             continue
         braces = b"{%s}" % lbl if lbl else b""
         out.append(b"%s_sum%s %s\n%s_count%s %d\n" % (
-            name, braces, format_float(total), name, braces, count))
+            name, braces, float_bytes(total), name, braces, count))

@@ -11,8 +11,11 @@ per-bucket work.  Malformed series are dropped here and counted in
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from gotools_compat._promtext import clean, float_bytes
 
 from ._kinds import (
     GAUGE,
@@ -27,10 +30,20 @@ from ._kinds import (
     quantiles_ok,
 )
 from ._model import SeriesOf, Summary, bounded_cache_put
-from ._text import bounds_ok, clean, format_float, label_pair
+from ._text import label_pair
 
 VALUE_CACHE_LIMIT = 10_000
 _MISSING: Any = object()
+
+
+def bounds_ok(bounds: Tuple[float, ...]) -> bool:
+    """Strictly increasing finite bounds: each ``le`` value distinct."""
+    previous = -math.inf
+    for bound in bounds:
+        if not (bound > previous) or math.isinf(bound) or bound != bound:
+            return False
+        previous = bound
+    return True
 
 
 class Plan:
@@ -112,11 +125,11 @@ class SeriesBuilder:
                     bounds = self._bounds_of(raw)
                 last_raw = raw
                 size = len(bounds) + 1 if bounds is not None else 0
-            # format_float inlined for the common sum: finite, not integral.
+            # float_bytes inlined for the common sum: finite, not integral.
             if -1e15 < total < 1e15 and not total.is_integer():
                 sum_text = b"%r" % total
             else:
-                sum_text = format_float(total)
+                sum_text = float_bytes(total)
             if size and len(counts) == size and count >= 0 and min(counts) >= 0:
                 # The common case: per-bucket counts as sent, copied (a
                 # record is immutable and shares nothing with its reader).

@@ -23,6 +23,8 @@ import threading
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
+from gotools_compat._promtext import counter_family, label_name, metric_name
+
 from . import _limits, _snapshot
 from ._kinds import COUNTER as COUNTER
 from ._kinds import GAUGE as GAUGE
@@ -36,7 +38,7 @@ from ._kinds import cumulative_counts as cumulative_counts
 from ._kinds import per_bucket as per_bucket
 from ._model import Desc, Metric, SeriesOf
 from ._series import Plan, SeriesBuilder
-from ._text import label_name, label_pair, metric_name
+from ._text import label_pair
 
 logger = logging.getLogger(__name__)
 
@@ -206,8 +208,8 @@ class Store(SeriesBuilder):
             logger.warning("a metric without a name was dropped")
             return None
         name = metric_name(self.namespace, desc[0])
-        if kind == COUNTER and name.endswith("_total") and len(name) > 6:
-            name = name[:-6]
+        if kind == COUNTER:
+            name = counter_family(name)
         family = self._families.get(name)
         if family is None:
             if len(self._families) >= self._limits.max_series:

@@ -11,8 +11,9 @@ import json
 import threading
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
+from gotools_compat._promtext import utf8
+
 from ._kinds import COUNTER, GAUGE, Family
-from ._text import utf8
 
 # zPages latency buckets: [0, 10us), [10us, 100us) ... [100s, inf).
 _LATENCY_NS = (10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000,
