@@ -146,10 +146,20 @@ class Float64(_Measure):
 
     def record(self, ctx: Optional[Context], value: float) -> None:
         """Record ``value`` in every metric of this measure (see the module doc)."""
-        if type(value) is not float:
-            value = self.accept(value)  # type: ignore[assignment]
-            if value is None:
-                return
+        kind = type(value)
+        if kind is not float:
+            # An int is what most callers pass: converted here, as cheap as
+            # a float (accept's ABC checks cost as much as the rest of record).
+            if kind is int:
+                try:
+                    value = float(value)  # finite whenever it does not raise
+                except OverflowError:
+                    self._drop(value, "out of float range")
+                    return
+            else:
+                value = self.accept(value)  # type: ignore[assignment]
+                if value is None:
+                    return
         elif value - value:  # NaN or an infinity
             self._drop(value, "non-finite")
             return
