@@ -20,6 +20,7 @@ import collections
 import json
 import logging
 import socket
+import time
 from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
 
@@ -59,10 +60,11 @@ WAITING = frozenset((FIRST, HEAD, BODY, IDLE, GRPC, LINGER))
 class Request:
     """A complete request as a handler sees it."""
 
-    __slots__ = ("method", "target", "path", "headers", "body", "peer")
+    __slots__ = ("method", "target", "path", "headers", "body", "peer", "received")
 
     def __init__(self, method: str, target: str, headers: Dict[str, str], body: bytes,
                  peer: str) -> None:
+        self.received = time.monotonic()  # when it was read whole
         self.method = method
         self.target = target
         self.path = urlsplit(target).path

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Protocol, Tuple
+import threading
+import time
+from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 from gotools_compat import _server
 
@@ -10,6 +12,7 @@ from gotools_compat import _server
 Limits = _server.Limits
 # serve(): scrapes carry no body; two handler threads, whatever the number of scrapers.
 SERVE_LIMITS = Limits(max_body_bytes=64 * 1024, workers=2)
+_VARIANTS = 16  # renderings kept, one per (Accept, Accept-Encoding)
 
 
 class Scrapable(Protocol):
@@ -20,10 +23,21 @@ class Scrapable(Protocol):
 
 
 class _Routes:
-    """Every GET or HEAD path is the metrics (as Go's ``Serve(w, r)``); nothing else is."""
+    """Every GET or HEAD path is the metrics (as Go's ``Serve(w, r)``); nothing else is.
+
+    Scrapes that arrive together share a rendering: a request is answered
+    with the newest rendering that *started* after the request had arrived
+    (so it shows everything recorded before it), and only renders anew when
+    there is none.  Fifty scrapers at once then cost the application one
+    rendering per round, not fifty.
+    """
 
     def __init__(self, exporter: Scrapable) -> None:
         self.exporter = exporter
+        self._lock = threading.Lock()
+        # (accept, accept-encoding) -> (when its rendering started, the answer)
+        self._latest: Dict[Tuple[str, str], Tuple[float, Tuple[int, List[Tuple[str, str]],
+                                                                bytes]]] = {}
 
     def early(self, method: str, target: str) -> Optional[_server.Response]:
         if method in ("GET", "HEAD"):
@@ -31,8 +45,20 @@ class _Routes:
         return _server.error_response(405, "method %s not allowed: GET /metrics" % method)
 
     def handle(self, request: _server.Request) -> _server.Response:
-        status, headers, body = self.exporter.respond(
-            request.headers.get("accept", ""), request.headers.get("accept-encoding", ""))
+        key = (request.headers.get("accept", ""), request.headers.get("accept-encoding", ""))
+        with self._lock:
+            latest = self._latest.get(key)
+        if latest is not None and latest[0] >= request.received:
+            status, headers, body = latest[1]
+        else:
+            started = time.monotonic()
+            status, headers, body = answer = self.exporter.respond(*key)
+            with self._lock:
+                if len(self._latest) >= _VARIANTS and key not in self._latest:
+                    self._latest.clear()  # clients with ever new Accept headers
+                latest = self._latest.get(key)
+                if latest is None or latest[0] < started:
+                    self._latest[key] = (started, answer)
         return _server.Response(status, body, headers)
 
 
