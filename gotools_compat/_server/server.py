@@ -126,7 +126,7 @@ class Server:
         # Beyond max_connections: at most an eighth more on probation and half
         # as many again looked at shortly (see _admit).
         self._max_probation = max(4, self.max_connections // 8)
-        self._max_pending = max(2, self._max_probation // 2)
+        self._max_pending = max(8, self._max_probation)
         self._paused_at: Optional[float] = None
         self._retry: Optional[asyncio.TimerHandle] = None
         self._jobs: "queue.SimpleQueue[Optional[Tuple[Connection, Request]]]" = \
@@ -264,11 +264,15 @@ class Server:
                 probation = None
             elif len(self._probation) >= self._max_probation and not self._evict_probation():
                 now = self.loop.time()
-                if len(self._pending) < self._max_pending and (
-                        pending_since is None or now - pending_since < _PENDING_SECONDS):
+                if pending_since is None or now - pending_since < _PENDING_SECONDS:
+                    if len(self._pending) >= self._max_pending:  # the oldest has had its look
+                        old = self._pending.pop(0)
+                        self.counters.hit(probation, "connection from %s refused: at the "
+                                          "bound, and no request from it", old[1])
+                        old[0].close()
                     self._pending.append((sock, peer, listener, pending_since or now))
                     if len(self._pending) == 1:
-                        self.loop.call_later(_PENDING_SECONDS / 5, self._recheck)
+                        self.loop.call_later(_PENDING_SECONDS / 10, self._recheck)
                     return
                 self.counters.hit(probation, "connection from %s refused: at the bound, and "
                                   "%d others on probation", peer, len(self._probation))
