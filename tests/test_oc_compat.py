@@ -104,8 +104,17 @@ def test_the_suite_allows_loopback() -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
+    server.settimeout(2)
     try:
         client = socket.create_connection(server.getsockname(), timeout=2)
-        client.close()
+        accepted, peer = server.accept()
+        try:
+            client.sendall(b"ping")
+            assert accepted.recv(4) == b"ping"
+            assert peer == client.getsockname()
+        finally:
+            accepted.close()
+            client.close()
     finally:
         server.close()
+    assert sys.modules["conftest"]._violations == []

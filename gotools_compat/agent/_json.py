@@ -64,6 +64,7 @@ _DIST_KEYS = {"count", "sum", "sum_of_squared_deviation", "sumOfSquaredDeviation
 _DESCRIPTOR_KEYS = {"name", "description", "unit", "type", "label_keys", "labelKeys"}
 _TYPES = dict(_Descriptor.Type.items())
 _CACHE_LIMIT = 65_536
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _ints: Dict[str, int] = {}
 _stamps: Dict[str, Any] = {}
 
@@ -151,7 +152,8 @@ def _slow(doc: Any, request: Any, max_depth: int = MAX_DEPTH) -> Any:
                          % (request.DESCRIPTOR.name, max_depth))
     try:
         return json_format.ParseDict(doc, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, ValueError, RecursionError) as exc:
+    except (json_format.ParseError, TypeError, ValueError, OverflowError,
+            RecursionError) as exc:  # OverflowError: json_format on a huge JSON int
         raise BadRequest("invalid %s: %s" % (request.DESCRIPTOR.name, exc)) from None
 
 
@@ -161,22 +163,31 @@ def _get(d: Dict[str, Any], snake: str, camel: str) -> Any:
 
 
 def _int(value: Any) -> int:
+    """An int64 (out of range: json_format's 400)."""
     if type(value) is int:
-        return value
-    if type(value) is str:  # int64 as a JSON string
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return value
+    elif type(value) is str:  # int64 as a JSON string
         number = _ints.get(value)
         if number is not None:
             return number
         if value.lstrip("-").isdigit() and value.isascii():
             number = int(value)
-            bounded_cache_put(_ints, value, number, _CACHE_LIMIT)
-            return number
+            if _INT64_MIN <= number <= _INT64_MAX:
+                bounded_cache_put(_ints, value, number, _CACHE_LIMIT)
+                return number
     raise _Unusual()
 
 
 def _float(value: Any) -> float:
-    if type(value) is float or type(value) is int:
-        return float(value)
+    """A double (a JSON integer past its range: json_format's 400)."""
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            pass
     raise _Unusual()
 
 
