@@ -52,6 +52,7 @@ def test_scrapes_waiting_during_a_rendering_share_the_next_one() -> None:
     threads[0].start()  # rendering 2 starts after they all arrived
     time.sleep(0.05)
     scrapable.gate.set()
+    threads[0].join(10)  # rendering 2 is in; the others now find it
     for thread in threads[1:]:
         thread.start()
     for thread in [first, *threads]:

@@ -6,7 +6,7 @@ them are piped to grpcio; handlers run on a small pool of worker threads.
 Everything a client can make the server hold is bounded (:class:`Limits`).
 """
 
-from .http1 import Request, Response, error_response
+from .messages import Request, Response, error_response
 from .limits import Counters, Limits, fd_limit, raise_fd_limit
 from .server import Handler, Server, bind
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import socket
-import time
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple, Union
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Union
 
 import h11
+
+from .messages import REASONS, Request, Response, error_response, raw_response
 
 if TYPE_CHECKING:
     from .server import Server
@@ -46,56 +45,11 @@ _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 64 * 1024 * 1024
 _JOIN_BELOW = 64 * 1024
 _CHUNK = 1024 * 1024
-_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
-            408: b"Request Timeout", 411: b"Length Required", 413: b"Content Too Large",
-            431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
-            503: b"Service Unavailable"}
 
 # Phases; the ones a limit may end early are "waiting" (a gRPC connection
 # waits for its client between messages: grpcio answers what it sends).
 FIRST, HEAD, BODY, HANDLING, WRITING, IDLE, GRPC, LINGER, CLOSED = range(9)
 WAITING = frozenset((FIRST, HEAD, BODY, IDLE, GRPC, LINGER))
-
-
-class Request:
-    """A complete request as a handler sees it."""
-
-    __slots__ = ("method", "target", "path", "headers", "body", "peer", "received")
-
-    def __init__(self, method: str, target: str, headers: Dict[str, str], body: bytes,
-                 peer: str) -> None:
-        self.received = time.monotonic()  # when it was read whole
-        self.method = method
-        self.target = target
-        self.path = urlsplit(target).path
-        self.headers = headers  # names in lower case; repeated headers joined with ", "
-        self.body = body
-        self.peer = peer
-
-    def query(self, name: str, default: str = "") -> str:
-        values = parse_qs(urlsplit(self.target).query).get(name)
-        return values[0] if values else default
-
-
-class Response:
-    """What a handler returns; ``close`` ends the connection after it.
-
-    ``body`` may be a list of pieces: they are sent one after the other,
-    never joined (a large exposition is never copied whole)."""
-
-    __slots__ = ("status", "headers", "body", "close")
-
-    def __init__(self, status: int, body: Union[bytes, List[bytes]] = b"",
-                 headers: Optional[List[Tuple[str, str]]] = None, close: bool = False) -> None:
-        self.status = status
-        self.body = body
-        self.headers = headers or []
-        self.close = close
-
-
-def error_response(status: int, message: str, close: bool = False) -> Response:
-    body = json.dumps({"error": message}).encode("utf-8") + b"\n"
-    return Response(status, body, [("Content-Type", "application/json")], close)
 
 
 def peer_host(address: Any) -> str:
@@ -392,7 +346,7 @@ class Connection(asyncio.Protocol):
             pieces = []
         try:
             head = conn.send(h11.Response(status_code=response.status, headers=headers,
-                                          reason=_REASONS.get(response.status, b"")))
+                                          reason=REASONS.get(response.status, b"")))
             out: List[Any] = []
             for piece in pieces:
                 if piece:
@@ -460,7 +414,7 @@ class Connection(asyncio.Protocol):
         """Answer without reading the body, then close."""
         response.close = True
         head = self._head  # None: refused before its head was read
-        self._write(_raw_response(response, head is not None and head.method == b"HEAD"))
+        self._write(raw_response(response, head is not None and head.method == b"HEAD"))
         self._linger()
 
     def _refuse(self, status: int, message: str) -> None:
@@ -480,13 +434,3 @@ class Connection(asyncio.Protocol):
             transport.write_eof()
         else:  # pragma: no cover - transports without half-close
             transport.close()
-
-
-def _raw_response(response: Response, head_request: bool) -> bytes:
-    lines = [b"HTTP/1.1 %d %s" % (response.status, _REASONS.get(response.status, b""))]
-    lines += [b"%s: %s" % (k.encode("latin-1"), v.encode("latin-1"))
-              for k, v in response.headers]
-    body = response.body if isinstance(response.body, bytes) else b"".join(response.body)
-    lines.append(b"Content-Length: %d" % len(body))
-    lines.append(b"Connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head_request else body)

@@ -19,13 +19,14 @@ import socket
 import threading
 from typing import Dict, List, Optional, Protocol, Tuple
 
-from .http1 import (PREFACE, PROBATION, WAITING, Connection, Request, Response, error_response,
+from .http1 import (PREFACE, PROBATION, WAITING, Connection,
                     peer_host)
+from . import grpc_pipe
 from .limits import Counters, Limits
+from .messages import Request, Response, error_response
 
 logger = logging.getLogger(__name__)
 
-_OUT_OF_FDS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 _RETRY_ACCEPT = 0.1
 #: Seconds a connection on probation is safe from being closed for a newer
 #: one, once read (its time to send a whole head is http1.PROBATION).
@@ -74,33 +75,6 @@ class _Listener:
     def __init__(self, sock: socket.socket, grpc_target: Optional[str]) -> None:
         self.sock = sock
         self.grpc_target = grpc_target
-
-
-class _Upstream(asyncio.Protocol):
-    """grpcio's side of a gRPC connection: what it sends goes to the client."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def data_received(self, data: bytes) -> None:
-        transport = self.conn.transport
-        if transport is not None:
-            transport.write(data)
-
-    def pause_writing(self) -> None:
-        if self.conn.transport is not None:
-            self.conn.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.conn.transport is not None:
-            self.conn.transport.resume_reading()
-
-    def eof_received(self) -> Optional[bool]:
-        self.conn.close()
-        return None
-
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        self.conn.close()
 
 
 class Server:
@@ -215,7 +189,7 @@ class Server:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                if exc.errno in _OUT_OF_FDS:
+                if exc.errno in grpc_pipe.OUT_OF_FDS:
                     self._pause_accepting(exc)
                     return
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
@@ -419,6 +393,9 @@ class Server:
 
     # -- handlers and gRPC pumps -------------------------------------------------
 
+    def start_pump(self, conn: Connection, target: str, head: bytes) -> None:
+        self.loop.create_task(grpc_pipe.pump(self, conn, target, head))
+
     def run_handler(self, conn: Connection, request: Request) -> None:
         self._jobs.put((conn, request))
 
@@ -441,26 +418,3 @@ class Server:
         except Exception:  # a handler's bug must not take the connection's loop down
             logger.exception("%s %s from %s failed", request.method, request.path, request.peer)
             return error_response(500, "internal error", close=True)
-
-    def start_pump(self, conn: Connection, target: str, head: bytes) -> None:
-        self.loop.create_task(self._pump(conn, target, head))
-
-    async def _pump(self, conn: Connection, target: str, head: bytes) -> None:
-        try:
-            transport, _ = await self.loop.create_unix_connection(lambda: _Upstream(conn),
-                                                                  target)
-        except OSError as exc:
-            if exc.errno in _OUT_OF_FDS:
-                self.counters.hit("fd_limit", "gRPC connection from %s closed: %s",
-                                  conn.peer, exc.strerror or exc)
-            else:
-                logger.warning("cannot reach the gRPC server for %s: %s", conn.peer, exc)
-            conn.close()
-            return
-        if conn.transport is None or conn.transport.is_closing():
-            transport.close()
-            return
-        conn.upstream = transport
-        transport.write(head)
-        conn.transport.resume_reading()
-
