@@ -329,7 +329,7 @@ def test_close_flushes_is_idempotent_and_stops(receiver: Receiver) -> None:
     e.close()
     assert [p.int64_value for p in receiver.latest(name).values()] == [6]
     e.close()
-    assert e.closed and not e._thread.is_alive()
+    assert e.closed and not e._worker.thread.is_alive()
     assert e.flush() is False
     assert e not in ocagent._live
 
@@ -449,7 +449,7 @@ def test_close_cancels_an_export_in_flight_when_the_agent_refuses(
         started = time.monotonic()
         e.close()
         took = time.monotonic() - started
-    assert took < 5.0 and not e._thread.is_alive()
+    assert took < 5.0 and not e._worker.thread.is_alive()
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "connection refused" in warning and "not delivered" in warning
 

@@ -479,8 +479,8 @@ def test_shutdown_returns_within_its_timeout_when_the_endpoint_hangs(transport: 
             # Shutting the gRPC exporter down cancelled the call in flight:
             # the exporter's thread ends now, not after 30 s.  (The HTTP
             # exporter's request is not cancelled: it runs to its timeout.)
-            e._thread.join(10)
-            assert not e._thread.is_alive()
+            e._worker.thread.join(10)
+            assert not e._worker.thread.is_alive()
 
 
 def test_works_with_set_exporter_and_multi(receiver: Receiver) -> None:

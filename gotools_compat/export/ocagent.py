@@ -40,7 +40,6 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import random
 import socket
 import sys
 import threading
@@ -54,6 +53,7 @@ from gotools_compat.export import _exit
 from gotools_compat.export import _ocagent_channel as _channel
 from gotools_compat.export import _ocagent_requests as _requests
 from gotools_compat.export._live import LiveSet
+from gotools_compat.export._worker import SKIPPED, Outcome, Worker
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,11 @@ class Exporter:
         self._closed = False
         self._retired: List[Any] = []  # channels of a parent, never touched in a child
         self._start_transport()
+        self._worker = Worker(self._attempt, config.rate, "ocagent export to %s"
+                              % config.address, log, "gotools-ocagent-exporter",
+                              config.max_backoff)
         _live.add(self)
-        self._thread.start()
+        self._worker.start()
 
     # Setup, also run again in a forked child.
 
@@ -147,18 +150,10 @@ class Exporter:
         config = self.config
         assert config.service is not None and config.host is not None
         assert config.process is not None and config.start is not None
-        self._cond = threading.Condition()
+        self._trace_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._channel_closed = False
-        self._wanted = 0  # flushes asked for
-        self._done = 0  # flushes served
-        self._last_ok = False
-        self._closing = False
-        self._failures = 0
-        self._outage = False
-        self._why = ""  # of the last failed export
         self._series = 0  # in the last collection
-        self._next = time.monotonic() + config.rate
         self._encoders: Dict[Any, Any] = {}
         self._node = _stock.node(config.service, config.host, config.process, config.start)
         self._first = _requests.first_fields(self._node, self._resource)
@@ -170,8 +165,6 @@ class Exporter:
         if self._trace is not None:
             self._trace.node = self._node
             self._trace.transport.spans.clear()
-        self._thread = threading.Thread(target=self._run, name="gotools-ocagent-exporter",
-                                        daemon=True)
 
     # The Exporter protocol.
 
@@ -201,7 +194,7 @@ class Exporter:
         Give it to an opencensus ``Tracer(exporter=...)``; spans are queued and
         sent by this exporter's thread on its next export.
         """
-        with self._cond:
+        with self._trace_lock:
             if self._trace is None:
                 config = self.config
                 self._trace = _stock.trace_exporter(
@@ -215,19 +208,8 @@ class Exporter:
 
         ``timeout`` defaults to the config's.  Never raises because of the transport.
         """
-        deadline = time.monotonic() + (self.config.timeout if timeout is None else timeout)
-        with self._cond:
-            if self._closing or self._closed:
-                return False
-            self._wanted += 1
-            wanted = self._wanted
-            self._cond.notify_all()
-            while self._done < wanted:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._thread.is_alive():
-                    return False
-                self._cond.wait(left)
-            return self._last_ok
+        return self._worker.flush(
+            time.monotonic() + (self.config.timeout if timeout is None else timeout))
 
     def close(self, timeout: Optional[float] = None) -> None:
         """Flush, stop the thread and close the channel; later calls do nothing.
@@ -235,21 +217,16 @@ class Exporter:
         Waits for the last export ``timeout`` at most (the config's by default),
         not at all once the agent refuses (``export._exit``); a loss is one WARNING.
         """
-        if not self._begin_close():
-            return
         timeout = self.config.timeout if timeout is None else timeout
-        deadline, thread, why = time.monotonic() + timeout, self._thread, None
-        waited = thread.is_alive() and thread is not threading.current_thread()
-        if waited:
-            why = _exit.wait(_exit.joined(thread), _exit.address(self._target), deadline)
-            if why is None and thread.is_alive():
-                why = "no answer within %gs" % timeout
-            elif why is None and not self._last_ok:
-                why = self._why or "not sent"
+        deadline = time.monotonic() + timeout
+        ticket = self._worker.close(deadline)
+        if not ticket:
+            return
+        _live.discard(self)
+        why = self._worker.wait_last(ticket, _exit.address(self._target), deadline, timeout)
         self._channel_closed = True  # no export starts any more, and one in flight
         self._streams.stop(why or "the exporter is closed")  # is cancelled: it ends now
-        if waited:
-            thread.join(_exit.left(deadline))
+        self._worker.join(deadline)
         self._closed = True
         self._channel.close()
         if why is not None:
@@ -264,8 +241,11 @@ class Exporter:
         if _exit.threads_can_start():
             self.close()
             return
-        if not self._begin_close(stop_sending=True):
+        if not self._worker.stop():
             return
+        self._channel_closed = True  # and a call in flight is cancelled
+        self._streams.stop("the exporter is closed")
+        _live.discard(self)
         with self._send_lock:  # the thread's export in flight, if any, ended
             self._closed = True
             metrics, spans = self._collect(), _requests.take_all(self._spans)
@@ -274,18 +254,6 @@ class Exporter:
                          time.monotonic() + self.config.timeout)
         if why is not None:
             self._undelivered(why, len(spans))
-
-    def _begin_close(self, stop_sending: bool = False) -> bool:
-        """Tell the thread to export one last time (or, ``stop_sending``, not at all)."""
-        with self._cond:
-            if self._closing or self._closed:
-                return False
-            self._closing, self._channel_closed = True, self._channel_closed or stop_sending
-            self._cond.notify_all()
-        if stop_sending:  # and a call in flight is cancelled
-            self._streams.stop("the exporter is closed")
-        _live.discard(self)
-        return True
 
     def _undelivered(self, why: str, spans: int = 0) -> None:
         spans += len(self._spans) + (len(self._trace.transport.spans) if self._trace else 0)
@@ -296,71 +264,23 @@ class Exporter:
     def closed(self) -> bool:
         return self._closed
 
-    # The exporter thread.
+    # An export, on the worker's thread.
 
-    def _run(self) -> None:
-        cond = self._cond
-        while True:
-            with cond:
-                while (not self._closing and self._done == self._wanted
-                       and time.monotonic() < self._next):
-                    cond.wait(self._next - time.monotonic())
-                target = self._wanted
-                closing = self._closing
-                # A periodic export is paced; flush() and close() are waited for.
-                paced = not closing and target == self._done
-            ok = self._attempt(paced)
-            with cond:
-                now = time.monotonic()
-                if ok:
-                    self._failures = 0
-                    self._next = now + self.config.rate
-                else:
-                    self._failures += 1
-                    delay = self.config.rate * 2 ** min(self._failures - 1, 30)
-                    delay = min(delay, self.config.max_backoff)
-                    self._next = now + delay * random.uniform(0.8, 1.0)
-                self._done = target
-                self._last_ok = ok
-                cond.notify_all()
-            if closing:
-                return
-
-    def _attempt(self, paced: bool = False) -> bool:
+    def _attempt(self, deadline: Optional[float]) -> Outcome:
+        """Send every metric, then the queued spans; a periodic one (no deadline) is paced."""
         with self._send_lock:
             if self._channel_closed:
-                return False
+                return SKIPPED
             try:
-                bodies = self._collect(paced)
+                bodies = self._collect(paced=deadline is None)
                 if bodies:
                     self._streams.send_metrics(bodies, self.config.timeout)
                 if self._trace is not None:
                     _requests.send_queued(self._trace.transport.spans, self._trace.emit)
                 _requests.send_queued(self._spans, self._send_our_spans)
             except _channel.SendError as e:
-                self._failed(str(e))
-                return False
-            except Exception:  # a bug, not the network: say so, keep going
-                log.exception("ocagent export to %s failed", self.config.address)
-                self._failed("internal error")
-                return False
-        if self._outage:
-            self._outage = False
-            log.info("ocagent export to %s works again after %d failed attempts",
-                     self.config.address, self._failures)
-        return True
-
-    def _failed(self, why: str) -> None:
-        self._why = why
-        if self._closing:  # close() says what was lost
-            log.debug("the last ocagent export to %s failed: %s", self.config.address, why)
-        elif not self._outage:
-            self._outage = True
-            log.warning("ocagent export to %s failed (%s); retrying with backoff up to "
-                        "%gs, totals are kept", self.config.address, why,
-                        self.config.max_backoff)
-        else:
-            log.debug("ocagent export to %s failed again: %s", self.config.address, why)
+                return str(e)
+        return None
 
     def _collect(self, paced: bool = False) -> List[bytes]:
         """Request bodies with every metric; empty when there is nothing to send."""
@@ -396,12 +316,12 @@ class Exporter:
 
     def _after_fork_in_child(self) -> None:
         self._retired.append(self._channel)
-        if self._closing or self._closed:
+        if self._worker.closing or self._closed:
             return
         self.config = replace(self.config, process=os.getpid(),
                               start=datetime.datetime.now(datetime.timezone.utc))
         self._start_transport()
-        self._thread.start()
+        self._worker.restart()
 
 
 SendError = _channel.SendError

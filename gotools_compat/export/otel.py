@@ -78,6 +78,7 @@ from gotools_compat._otel.data import MetricsData, Resource
 from gotools_compat.event import Context
 from gotools_compat.export import Event, _exit, _otel_metrics
 from gotools_compat.export._live import LiveSet
+from gotools_compat.export._worker import SKIPPED, Outcome, Worker
 
 log = logging.getLogger(__name__)
 
@@ -161,25 +162,16 @@ class Exporter:
         self._shutdown_ok = False
         self._send_lock = threading.Lock()  # held by an export; never across a fork
         self._start()
+        self._worker = Worker(self._attempt, interval, "OpenTelemetry export to %r"
+                              % (metric_exporter,), log, "gotools-otel-exporter")
         _live.add(self)
-        self._thread.start()
+        self._worker.start()
 
     def _start(self) -> None:
         service, host, extra = self._identity
         self.resource = _otel.resource(service, host, os.getpid(), extra)
-        self._cond = threading.Condition()
-        self._wanted = 0  # exports asked for
-        self._done = 0  # exports finished
-        self._last_ok = False
-        self._closing = False
-        self._deadline: Optional[float] = None  # of the export asked for last
-        self._outage = False
-        self._failures = 0
-        self._why = ""  # of the last failed export
+        self._shutdown_lock = threading.Lock()
         self._series = 0  # in the last collection
-        self._next = time.monotonic() + self.interval
-        self._thread = threading.Thread(target=self._run, name="gotools-otel-exporter",
-                                        daemon=True)
 
     def __repr__(self) -> str:
         return "otel.Exporter(%r, interval=%g)" % (self.metric_exporter, self.interval)
@@ -201,7 +193,7 @@ class Exporter:
         failure, a timeout, or a shutdown.  Never raises because of the exporter.
         """
         deadline = time.monotonic() + max(timeout_millis, 0) / 1000.0
-        if not self._export_now(deadline, closing=False):
+        if self._shutdown or not self._worker.flush(deadline):
             return False
         left = deadline - time.monotonic()
         if left <= 0:
@@ -219,15 +211,16 @@ class Exporter:
         Later calls do nothing (they wait for the first, within their own
         timeout, and return its outcome).
         """
-        deadline = time.monotonic() + max(timeout_millis, 0) / 1000.0
-        with self._cond:
+        timeout = max(timeout_millis, 0) / 1000.0
+        deadline = time.monotonic() + timeout
+        with self._shutdown_lock:
             first = not self._shutdown
             self._shutdown = True
         if not first:
             self._shutdown_done.wait(max(deadline - time.monotonic(), 0))
             return self._shutdown_ok
         _live.discard(self)
-        ok = self._export_now(deadline, closing=True)
+        ok = self._last_export(deadline, timeout)
         left = max(deadline - time.monotonic(), 0.0)
         try:
             self.metric_exporter.shutdown(timeout_millis=left * 1000.0)
@@ -250,106 +243,48 @@ class Exporter:
     def closed(self) -> bool:
         return self._shutdown
 
-    # The thread.
+    # The exports, run by the worker's thread.
 
-    def _export_now(self, deadline: float, closing: bool) -> bool:
-        """Ask the thread for an export (its last when ``closing``) and wait for it.
+    def _last_export(self, deadline: float, timeout: float) -> bool:
+        """Ask for the last export and wait for it as ``export._exit`` says.
 
-        The last one is waited for as ``export._exit`` says: until the
-        deadline, not at all once the endpoint refuses the connection; what
-        it did not deliver is logged in one WARNING.
+        That is until the deadline, not at all once the endpoint refuses the
+        connection; what it did not deliver is logged in one WARNING.
         """
-        asked = time.monotonic()
-        with self._cond:
-            if self._closing or (self._shutdown and not closing):
-                return False
-            self._wanted += 1
-            wanted = self._wanted
-            self._deadline = deadline
-            self._closing = closing
-            self._cond.notify_all()
-        if not closing:
-            self._served(wanted, _exit.left(deadline))
-            return self._done >= wanted and self._last_ok
-        why = _exit.wait(lambda seconds: self._served(wanted, seconds),
-                         _exit.address(getattr(self.metric_exporter, "_endpoint", None)),
-                         deadline)
-        if why is None and self._done < wanted:
-            why = "no answer within %.3gs" % (deadline - asked)
-        elif why is None and not self._last_ok:
-            why = self._why or "not sent"
+        ticket = self._worker.close(deadline)
+        if not ticket:
+            return False
+        where = _exit.address(getattr(self.metric_exporter, "_endpoint", None))
+        why = self._worker.wait_last(ticket, where, deadline, timeout)
         if why is not None:
             log.warning("the last export to %r, at shutdown, failed (%s): %d series not "
                         "delivered", self.metric_exporter, why, self._series)
         return why is None
 
-    def _served(self, wanted: int, seconds: float) -> bool:
-        """Wait at most ``seconds`` for export ``wanted``; True once it ended (or cannot)."""
-        end = time.monotonic() + seconds
-        with self._cond:
-            while self._done < wanted and self._thread.is_alive():
-                left = end - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
-
-    def _run(self) -> None:
-        cond = self._cond
-        while True:
-            with cond:
-                while (not self._closing and self._done == self._wanted
-                       and time.monotonic() < self._next):
-                    cond.wait(self._next - time.monotonic())
-                target = self._wanted
-                closing = self._closing
-                deadline = self._deadline if target > self._done else None
-            timeout = self.timeout
-            if deadline is not None:
-                timeout = min(timeout, deadline - time.monotonic())
-            ok = timeout > 0 and self._attempt(timeout)
-            with cond:
-                self._next = time.monotonic() + self.interval
-                self._done = target
-                self._last_ok = ok
-                cond.notify_all()
-            if closing:
-                return
-
-    def _attempt(self, timeout: float) -> bool:
+    def _attempt(self, deadline: Optional[float]) -> Outcome:
+        """Collect and export once, within ``timeout`` and the deadline of who waits."""
+        timeout = self.timeout
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
+        if timeout <= 0:
+            return SKIPPED
         try:
             data = collect(self.resource)
             metrics = data.resource_metrics[0].scope_metrics[0].metrics
             self._series = sum(len(m.data.data_points) for m in metrics)
             if not metrics:
-                return True
+                return None
             # Only the export holds the lock a fork waits for: collecting
             # takes the core's locks, which a fork may hold already.
             with self._send_lock:
                 result = self.metric_exporter.export(data, timeout_millis=timeout * 1000.0)
-            ok = getattr(result, "name", None) == "SUCCESS"
-            why = "the exporter returned %s" % (result,)
         except Exception as e:  # the exporter's or ours: log it, keep going
             log.debug("OpenTelemetry export to %r raised", self.metric_exporter,
                       exc_info=True)
-            ok, why = False, "%s: %s" % (type(e).__name__, e)
-        if ok:
-            if self._outage:
-                self._outage = False
-                log.info("OpenTelemetry export to %r works again after %d failed attempts",
-                         self.metric_exporter, self._failures)
-            self._failures = 0
-        else:
-            self._why = why
-            self._failures += 1
-            if self._closing:  # shutdown() says what was lost
-                log.debug("the last OpenTelemetry export to %r failed (%s)",
-                          self.metric_exporter, why)
-            elif not self._outage:
-                self._outage = True
-                log.warning("OpenTelemetry export to %r failed (%s); retrying every %gs, "
-                            "totals are kept", self.metric_exporter, why, self.interval)
-        return ok
+            return "%s: %s" % (type(e).__name__, e)
+        if getattr(result, "name", None) == "SUCCESS":
+            return None
+        return "the exporter returned %s" % (result,)
 
     def _after_fork_in_child(self) -> None:
         if self._shutdown:
@@ -357,7 +292,7 @@ class Exporter:
         _drop_inherited_connections(self.metric_exporter)
         self._send_lock = threading.Lock()
         self._start()
-        self._thread.start()
+        self._worker.restart()
 
 
 def _drop_inherited_connections(metric_exporter: Any) -> None:
