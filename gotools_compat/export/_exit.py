@@ -71,7 +71,10 @@ def wait(done: Callable[[float], bool], where: Optional[Address],
     ended.  None: it ended, or the deadline passed.  A string: ``where``
     refused the connection (or cannot be reached at all), returned at once.
     """
-    if done(left(deadline, PROBE_AFTER)) or where is None:
+    if done(left(deadline, PROBE_AFTER)):
+        return None
+    if where is None:  # no address to ask: the export may still arrive
+        done(left(deadline))
         return None
     why = refusal(where[0], where[1], deadline)
     if why is not None and not done(0.0):
