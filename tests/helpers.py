@@ -40,6 +40,14 @@ def data(name: str) -> metric.MetricData:
     raise AssertionError("no metric %r" % name)
 
 
+def entry(name: str) -> metric.Registered:
+    """The metric of that name as exporters see it (``metric.registered()``)."""
+    for registered in metric.registered():
+        if registered.name == name:
+            return registered
+    raise AssertionError("no metric %r" % name)
+
+
 def buckets(dist: Any) -> List[int]:
     return [b.count for b in dist.buckets]
 

@@ -30,6 +30,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as text_parse
 
 from gotools_compat.export import prometheus
+from tests.helpers import entry
 
 _ids = itertools.count()
 
@@ -457,7 +458,7 @@ def test_scrape_error_is_500_logged_once_and_later_scrapes_work(
     m = stats.Int64(uniq + "boom", "boom", "1")
     name = metric.Scalar(uniq + "boom_count", "boom").count_int64(m)
     m.record(None, 1)
-    recorder = metric._metrics[name].recorder
+    recorder = entry(name).recorder  # fault injection: its rows' table breaks
 
     def broken() -> List[Any]:
         raise RuntimeError("collector broke")

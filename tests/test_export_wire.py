@@ -24,6 +24,8 @@ from opencensus.proto.agent.metrics.v1 import metrics_service_pb2
 from opencensus.proto.metrics.v1 import metrics_pb2
 from opencensus.stats import metric_utils
 
+from tests.helpers import entry
+
 _ids = itertools.count()
 NOW = datetime.datetime(2024, 5, 17, 8, 30, 12, 345678)  # naive UTC, as get_metrics uses
 
@@ -48,8 +50,7 @@ def _stock_bytes(name: str) -> bytes:
 
 
 def _our_bytes(name: str) -> bytes:
-    entry = metric._metrics[name]
-    encoder = requests.encoder_for(entry)
+    encoder = requests.encoder_for(entry(name))
     point_ts = protobuf.field(0x0A, protobuf.timestamp_from_datetime(NOW))
     return encoder.descriptor_field + b"".join(encoder.series(point_ts))
 
@@ -152,7 +153,7 @@ def test_request_bytes_match_the_stock_request() -> None:
         metrics=[stats_exporter._get_metric_proto(oc_metric)])
     stock.node.MergeFrom(node)
     stock.resource.MergeFrom(resource)
-    encoder = requests.encoder_for(metric._metrics[name])
+    encoder = requests.encoder_for(entry(name))
     ours = requests.metric_requests([encoder], [], requests.first_fields(node, resource), NOW)
     assert ours == [stock.SerializeToString()]
 
@@ -163,7 +164,7 @@ def test_large_exports_are_split_under_the_limit_without_losing_series() -> None
     name = metric.Scalar(_name("c"), keys=[key]).count_int64(m)
     for i in range(300):
         m.record(event.label(event.background(), key.of("v%04d" % i)), 1)
-    encoder = requests.encoder_for(metric._metrics[name])
+    encoder = requests.encoder_for(entry(name))
     node_field, resource_field = b"\x0a\x02\x08\x01", b"\x1a\x00"
     bodies = requests.metric_requests([encoder], [], (node_field, resource_field), NOW,
                                        limit=2000)

@@ -17,7 +17,7 @@ from opencensus.stats import view as oc_view
 from opencensus.tags import TagContext, TagMap
 
 from gotools_compat import event, metric, stats, todo, unit
-from tests.helpers import buckets, data, oc_metric, oc_points, unique
+from tests.helpers import buckets, data, entry, oc_metric, oc_points, unique
 
 TUTORIAL = [0, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10000, 15000]
 
@@ -378,13 +378,14 @@ def test_a_forked_child_starts_from_zero_and_the_parent_keeps_its_rows() -> None
         ctx = event.label(todo(), key.of("v"))
         m.record(ctx, 5)
         m.record(ctx, 20)
-        start = metric._metrics["c"].recorder.start_time
+        [c] = [e for e in metric.registered() if e.name == "c"]
+        start = c.start_time
         pid = os.fork()
         if pid == 0:
             m.record(ctx, 3)  # the cached row of ctx, reset in place
             rows = {d.handle(): d.rows for d in metric.collect()}
             h = rows["h"][0]
-            later = metric._metrics["c"].recorder.start_time > start
+            later = c.start_time > start
             oc = {x.descriptor.name: x.time_series[0].start_timestamp
                   for x in oc_stats.stats.get_metrics()}
             print("child", rows["c"], h.counts, h.min, h.max, later, oc["c"] > start, flush=True)
@@ -409,7 +410,7 @@ def test_records_wait_only_past_the_buffer_limit_while_another_thread_folds() ->
     m = stats.Float64(unique("m"))
     name = metric.HistogramFloat64(unique("h"), "", buckets=[1]).record(m)
     m.record(None, 0.5)  # makes the row
-    recorder = metric._metrics[name].recorder
+    recorder = entry(name).recorder  # the rows' table, to hold its lock
     [row] = recorder.rows.values()
     done = threading.Event()
 

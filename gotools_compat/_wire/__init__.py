@@ -1,7 +1,7 @@
 """Protobuf bytes written directly, without building protobuf messages.
 
-A shared low-level piece: plain values in (names, ints, floats, tuples, rows
-read through their ``snapshot()``/``wire_value()``), serialized
+A shared low-level piece: plain values in (names, ints, floats, tuples, row
+snapshots as ``gotools_compat.metric`` yields them), serialized
 ``opencensus.proto`` bytes out.  It imports nothing of gotools_compat.
 
 - :mod:`.protobuf`: varints, length-delimited fields, timestamps, the request limit;

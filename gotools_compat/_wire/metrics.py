@@ -18,9 +18,9 @@ canonical serialization:
 - a sub-message that was set is written even when empty (a gauge's
   ``start_timestamp``, a ``LabelValue`` without value).
 
-A "recorder" here is anything with the attributes of
-``gotools_compat._oc.views.Recorder`` (``name``, ``columns``, ``start_time``,
-``aggregation``, ``snapshot_rows()``).
+Rows come in as plain snapshots: ``(labels, value)`` pairs, or
+``(labels, (counts, sum, min, max, sum of squared deviation))`` for a
+histogram (what ``gotools_compat.metric.Registered`` yields).
 """
 
 from __future__ import annotations
@@ -89,60 +89,64 @@ def bucket_options(bounds: Iterable[float]) -> bytes:
     return field(0x22, field(0x0A, explicit))
 
 
+Labels = Tuple[Optional[str], ...]
+
+
 class MetricEncoder:
-    """Encodes one metric's rows; caches what does not change between exports."""
+    """Encodes one metric's rows; caches what does not change between exports.
 
-    __slots__ = ("recorder", "descriptor_field", "start", "bounds", "kind", "_labels")
+    ``start_time`` (ISO text) is the series' start, fixed for the life of the
+    encoder; None for a gauge, which has none (the stock conversion sets an
+    empty one).  ``bounds``: a histogram's bucket bounds, None otherwise.
+    """
 
-    def __init__(self, recorder: Any, description: str, unit: str, type_: int,
-                 is_gauge: bool) -> None:
-        self.recorder = recorder
-        body = descriptor(recorder.name, description, unit, type_, recorder.columns)
-        self.descriptor_field = field(0x0A, body)
-        # TimeSeries.start_timestamp, fixed for the life of the metric; a
-        # gauge has none (the stock conversion sets an empty one).
-        start = b"" if is_gauge else timestamp_from_iso(recorder.start_time)
-        self.start = field(0x0A, start)
-        options = recorder.aggregation
-        self.kind = options.kind
-        self.bounds = bucket_options(options.bounds) if self.kind == "histogram" else b""
-        self._labels: Dict[Tuple[Optional[str], ...], bytes] = {}
+    __slots__ = ("descriptor_field", "start", "bounds", "_labels")
 
-    def series(self, point_ts: bytes) -> Iterator[bytes]:
-        """Each row as a ``Metric.timeseries`` field (key, length and body).
+    def __init__(self, name: str, description: str, unit: str, type_: int,
+                 columns: Sequence[str], start_time: Optional[str],
+                 bounds: Optional[Sequence[float]] = None) -> None:
+        self.descriptor_field = field(0x0A, descriptor(name, description, unit, type_, columns))
+        self.start = field(0x0A, b"" if start_time is None else timestamp_from_iso(start_time))
+        self.bounds = bucket_options(bounds) if bounds is not None else b""
+        self._labels: Dict[Labels, bytes] = {}
 
-        ``point_ts`` is the ``Point.timestamp`` field, shared by every point.
+    def series(self, point_ts: bytes, rows: Iterable[Tuple[Labels, Any]]) -> Iterator[bytes]:
+        """Each ``(labels, value)`` row as a ``Metric.timeseries`` field (key, length, body).
+
+        ``point_ts`` is the ``Point.timestamp`` field, shared by every point;
+        an int value must fit an int64.
         """
         cache = self._labels
         start = self.start
-        rows = self.recorder.snapshot_rows()
-        if self.kind == "histogram":
-            bounds = self.bounds
-            for row in rows:
-                counts, total, _lo, _hi, m2 = row.snapshot()
-                count = sum(counts)
-                dist = b"".join((
-                    b"\x08" + varint(count) if count else b"",
-                    _double_field(b"\x11", float(total)),
-                    _double_field(b"\x19", m2),
-                    bounds,
-                    _buckets(counts),
-                ))
-                point = point_ts + field(0x22, dist)
-                labels = cache.get(row.labels)
-                if labels is None:
-                    labels = cache[row.labels] = label_values(row.labels)
-                yield field(0x12, start + labels + field(0x1A, point))
-            return
-        for row in rows:
-            value = row.wire_value()
+        for row_labels, value in rows:
             if type(value) is int:
                 point = point_ts + b"\x10" + varint(value)
             else:
                 point = point_ts + b"\x19" + _double(value)
-            labels = cache.get(row.labels)
+            labels = cache.get(row_labels)
             if labels is None:
-                labels = cache[row.labels] = label_values(row.labels)
+                labels = cache[row_labels] = label_values(row_labels)
+            yield field(0x12, start + labels + field(0x1A, point))
+
+    def histogram_series(self, point_ts: bytes,
+                         rows: Iterable[Tuple[Labels, Tuple[Any, ...]]]) -> Iterator[bytes]:
+        """Each ``(labels, (counts, sum, min, max, ssd))`` row as a ``Metric.timeseries`` field."""
+        cache = self._labels
+        start = self.start
+        bounds = self.bounds
+        for row_labels, (counts, total, _lo, _hi, m2) in rows:
+            count = sum(counts)
+            dist = b"".join((
+                b"\x08" + varint(count) if count else b"",
+                _double_field(b"\x11", float(total)),
+                _double_field(b"\x19", m2),
+                bounds,
+                _buckets(counts),
+            ))
+            point = point_ts + field(0x22, dist)
+            labels = cache.get(row_labels)
+            if labels is None:
+                labels = cache[row_labels] = label_values(row_labels)
             yield field(0x12, start + labels + field(0x1A, point))
 
 

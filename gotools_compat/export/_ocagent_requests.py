@@ -28,23 +28,53 @@ def first_fields(node_message: Any, resource_message: Any) -> Tuple[bytes, bytes
     return node_field, resource_field
 
 
-def compat_encoders(cache: Dict[Any, Any],
-                    make: Callable[[metric.Registered], Any]) -> List[Any]:
+class Encoder:
+    """One of our metrics on the OpenCensus wire: its rows, and what their encoding caches."""
+
+    __slots__ = ("entry", "descriptor_field", "_wire", "_histogram")
+
+    def __init__(self, entry: metric.Registered) -> None:
+        kind = entry.kind
+        self.entry = entry
+        self._histogram = kind.is_histogram
+        self._wire = wire.MetricEncoder(
+            entry.name, entry.description, entry.unit, entry.opencensus_type,
+            [key.name for key in entry.keys], None if kind.is_gauge else entry.start_time,
+            [float(bound) for bound in entry.buckets] if kind.is_histogram else None)
+        self.descriptor_field = self._wire.descriptor_field
+
+    def series(self, point_ts: bytes) -> Iterator[bytes]:
+        """Each row as a ``Metric.timeseries`` field; ``point_ts`` is every point's time."""
+        if self._histogram:
+            return self._wire.histogram_series(point_ts, self.entry.histogram_rows())
+        return self._wire.series(point_ts, self.entry.rows(saturate=True))
+
+    def __len__(self) -> int:
+        return self.entry.row_count()
+
+    # export.ocagent counts the series of an export as len(encoder.recorder.rows).
+    @property
+    def recorder(self) -> "Encoder":
+        return self
+
+    @property
+    def rows(self) -> range:
+        return range(len(self))
+
+
+def compat_encoders(cache: Dict[Any, Encoder],
+                    make: Callable[[metric.Registered], Encoder]) -> List[Encoder]:
     """Encoders for our metrics, in definition order (``make(entry)`` builds one)."""
     out = []
     for entry in metric.registered():
-        encoder = cache.get(entry.recorder)
+        encoder = cache.get(entry)
         if encoder is None:
-            encoder = cache[entry.recorder] = make(entry)
+            encoder = cache[entry] = make(entry)
         out.append(encoder)
     return out
 
 
-def encoder_for(entry: metric.Registered) -> wire.MetricEncoder:
-    recorder = entry.recorder
-    type_ = recorder.aggregation.get_metric_type(None)
-    return wire.MetricEncoder(recorder, entry.info.description, entry.measure.unit, type_,
-                              entry.is_gauge)
+encoder_for = Encoder
 
 
 class Pacer:
@@ -76,7 +106,7 @@ def _paced(series: Iterable[bytes], pacer: Pacer) -> Iterator[bytes]:
             pacer.pause()
 
 
-def metric_requests(encoders: Iterable[wire.MetricEncoder], foreign: Iterable[Any],
+def metric_requests(encoders: Iterable[Encoder], foreign: Iterable[Any],
                     first: Tuple[bytes, bytes], now: datetime.datetime,
                     limit: int = protobuf.MAX_REQUEST,
                     pacer: Optional[Pacer] = None) -> List[bytes]:

@@ -11,7 +11,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from gotools_compat import metric
 from gotools_compat._oc import prometheus as oc_prometheus
-from gotools_compat._oc import views
 from gotools_compat._otel.data import (CUMULATIVE_DISTRIBUTION, GAUGE_DISTRIBUTION,
                                        OVERFLOW_ATTRIBUTES, SUMMARY, Attributes,
                                        HistogramDataPoint, Metric, NumberDataPoint, attributes,
@@ -24,40 +23,37 @@ from gotools_compat._otel.data import (CUMULATIVE_DISTRIBUTION, GAUGE_DISTRIBUTI
 class _Plan:
     """What is fixed for one of our metrics: names, bounds, attributes per row key."""
 
-    __slots__ = ("entry", "recorder", "name", "description", "unit", "type", "histogram",
-                 "bounds", "columns", "attrs", "start_text", "start_ns")
+    __slots__ = ("entry", "name", "description", "unit", "type", "histogram", "bounds",
+                 "columns", "attrs", "start_text", "start_ns")
 
     def __init__(self, entry: metric.Registered) -> None:
+        kind = entry.kind
         self.entry = entry
-        recorder: Any = entry.recorder
-        self.recorder = recorder
-        self.name = str(entry.info.name)
-        self.description = str(entry.info.description)
-        self.unit = str(entry.measure.unit)
-        self.type = int(recorder.aggregation.get_metric_type(None))
-        self.histogram = recorder.aggregation.kind == "histogram"
-        self.bounds: Tuple[float, ...] = (
-            tuple(float(b) for b in recorder.aggregation.bounds) if self.histogram else ())
-        self.columns: Tuple[str, ...] = recorder.columns
+        self.name = entry.name
+        self.description = entry.description
+        self.unit = entry.unit
+        self.type = entry.opencensus_type  # the OTLP mapping starts from it
+        self.histogram = kind.is_histogram
+        self.bounds: Tuple[float, ...] = tuple(float(b) for b in entry.buckets)
+        self.columns: Tuple[str, ...] = tuple(key.name for key in entry.keys)
         self.attrs: Dict[Any, Attributes] = {}
         self.start_text = ""
         self.start_ns = 0
 
-    def _attributes(self, labels: Tuple[Optional[str], ...]) -> Attributes:
-        if self.columns and all(v == views.OVERFLOW for v in labels):
+    def _attributes(self, labels: metric.Labels) -> Attributes:
+        if self.columns and all(v == metric.OVERFLOW for v in labels):
             attrs = OVERFLOW_ATTRIBUTES
         else:
             attrs = attributes(self.columns, labels)
-        if len(self.attrs) < 2 * self.recorder.max_rows + 16:
+        if len(self.attrs) < 2 * self.entry.max_rows + 16:
             self.attrs[labels] = attrs
         return attrs
 
     def metric(self, time_ns: int) -> Optional[Metric]:
-        recorder = self.recorder
-        rows = recorder.snapshot_rows()
-        if not rows:
+        entry = self.entry
+        if not entry.row_count():
             return None
-        start_text = recorder.start_time  # reset by a fork (see export.otel)
+        start_text = entry.start_time  # reset by a fork (see export.otel)
         if start_text != self.start_text:
             self.start_ns = ns_from_iso(start_text)
             self.start_text = start_text
@@ -67,17 +63,19 @@ class _Plan:
         append = points.append
         if self.histogram:
             bounds = self.bounds
-            for row in rows:
-                counts, total, lo, hi = row.snapshot()[:4]
-                attrs = cache.get(row.labels) or self._attributes(row.labels)
+            for labels, (counts, total, lo, hi, _m2) in entry.histogram_rows():
+                attrs = cache.get(labels) or self._attributes(labels)
                 # Positional: the SDK's field order (attributes, start, time, count,
                 # sum, bucket_counts, explicit_bounds, min, max); a test pins it.
+                # (min and max are None only in a row read before its first value.)
                 append(HistogramDataPoint(attrs, start, time_ns, sum(counts), total, counts,
-                                          bounds, lo, hi))
+                                          bounds, lo, hi))  # type: ignore[arg-type]
         else:
-            for row in rows:
-                attrs = cache.get(row.labels) or self._attributes(row.labels)
-                append(NumberDataPoint(attrs, start, time_ns, row.wire_value()))
+            for labels, value in entry.rows(saturate=True):
+                attrs = cache.get(labels) or self._attributes(labels)
+                append(NumberDataPoint(attrs, start, time_ns, value))
+        if not points:
+            return None
         return metric_data(self.name, self.description, self.unit, self.type, points)
 
 
@@ -88,9 +86,9 @@ def our_metrics(time_ns: int) -> List[Metric]:
     """Every metric made with gotools_compat, in definition order (rows, no opencensus)."""
     out: List[Metric] = []
     for entry in metric.registered():
-        plan = _plans.get(entry.recorder)
+        plan = _plans.get(entry)
         if plan is None:
-            plan = _plans[entry.recorder] = _Plan(entry)
+            plan = _plans[entry] = _Plan(entry)
         converted = plan.metric(time_ns)
         if converted is not None:
             out.append(converted)

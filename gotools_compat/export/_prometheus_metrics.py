@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from itertools import accumulate
 from operator import concat
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from gotools_compat import metric
 from gotools_compat._promtext import (Number, counter_family, format_le, format_value, header,
                                       label_chars, label_pair, metric_name)
 
@@ -26,7 +27,7 @@ _RESERVED_LABELS = frozenset(("le", "quantile"))
 SUFFIXES = {"counter": ("_total", "_created"), "gauge": (),
             "histogram": ("_bucket", "_count", "_sum", "_created")}
 
-Labels = Tuple[Optional[str], ...]
+Labels = metric.Labels
 
 _concat = cast(Callable[[str, str], str], concat)
 
@@ -52,21 +53,18 @@ class Plan:
     Prefixes are cached per row key, so a scrape formats only numbers.
     """
 
-    def __init__(self, entry: Any, namespace: str) -> None:
+    def __init__(self, entry: metric.Registered, namespace: str) -> None:
         self.entry = entry
-        recorder = entry.recorder
-        self.recorder = recorder
-        kind = entry.definition[0]
-        self.histogram = kind.startswith("histogram")
-        self.type = ("histogram" if self.histogram else
-                     "gauge" if entry.is_gauge else "counter")
-        name = metric_name(namespace, entry.info.name)
+        kind = entry.kind
+        self.histogram = kind.is_histogram
+        self.type = "histogram" if self.histogram else "gauge" if kind.is_gauge else "counter"
+        name = metric_name(namespace, entry.name)
         if self.type == "counter":
             name = counter_family(name)
         self.family = name
         self.sample = name + "_total" if self.type == "counter" else name
-        self.labelnames = label_names(recorder.columns)
-        self.documentation = entry.info.description
+        self.labelnames = label_names([key.name for key in entry.keys])
+        self.documentation = entry.description
         self.header_text = header(name, self.type, self.documentation, False)
         self.header_om = header(name, self.type, self.documentation, True)
         self.claims = {name} | {name + suffix for suffix in SUFFIXES[self.type]}
@@ -74,7 +72,7 @@ class Plan:
         # after them (as the agent and Go do).  Keys renamed above are never "le".
         self.order = sorted(range(len(self.labelnames)), key=self.labelnames.__getitem__)
         if self.histogram:
-            bounds = recorder.aggregation.bounds
+            bounds = entry.buckets
             self.negative = bounds[0] < 0
             self.les = [format_le(b) for b in bounds] + ["+Inf"]
         self.series: Dict[Any, Any] = {}
@@ -91,20 +89,15 @@ class Plan:
             if self.blank_forms.setdefault(form, labels) != labels:
                 self.merge = True
 
-    def rows(self) -> List[Any]:
-        """The recorder's rows, merged where Prometheus would show one series twice."""
-        rows: List[Any] = self.recorder.snapshot_rows()
+    def rows(self) -> Iterable[Tuple[Labels, Any]]:
+        """The metric's row snapshots, merged where Prometheus would show one series twice."""
+        if self.histogram:
+            histograms = self.entry.histogram_rows()
+            return _merged(histograms, _add_histograms) if self.merge else histograms
+        rows = self.entry.rows()
         if not self.merge:
             return rows
-        groups: Dict[Labels, List[Any]] = {}
-        for row in rows:
-            labels = row.labels
-            if None in labels:
-                labels = tuple(["" if v is None else v for v in labels])
-            groups.setdefault(labels, []).append(row)
-        gauge = self.type == "gauge"
-        return [group[0] if len(group) == 1 else MergedRow(labels, group, gauge)
-                for labels, group in groups.items()]
+        return _merged(rows, _last if self.type == "gauge" else _add)
 
     def _pairs(self, labels: Sequence[Optional[str]]) -> List[str]:
         names = self.labelnames
@@ -143,19 +136,17 @@ class Plan:
         series = self.series
         if not self.histogram:
             positive = openmetrics and self.type == "counter"
-            for row in rows:
-                prefix = series.get(row.labels) or self.scalar_prefix(row.labels)
-                value = row.value()
+            for labels, value in rows:
+                prefix = series.get(labels) or self.scalar_prefix(labels)
                 if positive and not value >= 0:
                     self._negative_counter()
                     continue
                 out.append(prefix + format_value(value) + "\n")
             return
         negative = openmetrics and self.negative
-        for row in rows:
-            counts, total = row.snapshot()[:2]
-            buckets, sum_prefix, count_prefix = (series.get(row.labels)
-                                                 or self.histogram_prefixes(row.labels))
+        for labels, (counts, total, _lo, _hi, _m2) in rows:
+            buckets, sum_prefix, count_prefix = (series.get(labels)
+                                                 or self.histogram_prefixes(labels))
             cumulative = list(map(str, accumulate(counts)))
             out.append("\n".join(map(_concat, buckets, cumulative)))
             # OpenMetrics allows no _sum with negative buckets, no negative or
@@ -172,51 +163,63 @@ class Plan:
             log.warning("sum metric %r has a negative (or NaN) row, which OpenMetrics forbids "
                         "for a counter: such rows are left out of OpenMetrics scrapes (the text "
                         "format shows them); use a latest_* metric for values that go down",
-                        self.entry.info.name)
+                        self.entry.name)
 
     def family_metric(self) -> Metric:
-        names = self.labelnames
-        if not self.merge:
-            for row in self.recorder.snapshot_rows():
-                if row.labels not in self.series:  # not noted by a render yet
-                    self._note(row.labels)
+        merging = self.merge
+        family = self._family_metric(merging)
+        if self.merge and not merging:  # a new row key made a pair: again, merged
+            family = self._family_metric(True)
+        return family
+
+    def _family_metric(self, merging: bool) -> Metric:
+        names, series, note = self.labelnames, self.series, self._note
         rows = self.rows()
         if not self.histogram:
             family: Metric
             cls = CounterMetricFamily if self.type == "counter" else GaugeMetricFamily
             family = cls(self.family, self.documentation, labels=names)
-            for row in rows:
-                family.add_metric(["" if v is None else v for v in row.labels], row.value())
+            for labels, value in rows:
+                if not merging and labels not in series:  # not noted by a render yet
+                    note(labels)
+                family.add_metric(["" if v is None else v for v in labels], value)
             return family
         family = Metric(self.family, self.documentation, "histogram")
-        for row in rows:
-            counts, total = row.snapshot()[:2]
-            labels = dict(zip(names, ["" if v is None else v for v in row.labels]))
+        for labels, (counts, total, _lo, _hi, _m2) in rows:
+            if not merging and labels not in series:
+                note(labels)
+            pairs = dict(zip(names, ["" if v is None else v for v in labels]))
             running = 0
             for le, count in zip(self.les, counts):
                 running += count
-                family.add_sample(self.family + "_bucket", dict(labels, le=le), running)
-            family.add_sample(self.family + "_sum", labels, total)
-            family.add_sample(self.family + "_count", labels, running)
+                family.add_sample(self.family + "_bucket", dict(pairs, le=le), running)
+            family.add_sample(self.family + "_sum", pairs, total)
+            family.add_sample(self.family + "_count", pairs, running)
         return family
 
 
-class MergedRow:
-    """Rows that are one Prometheus series, read as one row (see Plan.rows)."""
+# Rows that are one Prometheus series (label values None and ""), read as one row.
 
-    def __init__(self, labels: Labels, rows: List[Any], gauge: bool) -> None:
-        self.labels = labels
-        self.rows = rows
-        self.gauge = gauge
+def _merged(rows: Iterable[Tuple[Labels, Any]],
+            combine: Callable[[List[Any]], Any]) -> List[Tuple[Labels, Any]]:
+    groups: Dict[Labels, List[Any]] = {}
+    for labels, value in rows:
+        if None in labels:
+            labels = tuple(["" if v is None else v for v in labels])
+        groups.setdefault(labels, []).append(value)
+    return [(labels, values[0] if len(values) == 1 else combine(values))
+            for labels, values in groups.items()]
 
-    def value(self) -> Number:
-        if self.gauge:
-            value: Number = self.rows[-1].value()
-        else:
-            value = sum(row.value() for row in self.rows)
-        return value
 
-    def snapshot(self) -> Tuple[List[int], Number]:
-        snapshots = [row.snapshot() for row in self.rows]
-        counts = [sum(c) for c in zip(*[s[0] for s in snapshots])]
-        return counts, sum(s[1] for s in snapshots)
+def _last(values: List[Number]) -> Number:
+    return values[-1]  # a gauge: the row created last
+
+
+def _add(values: List[Number]) -> Number:
+    return sum(values)
+
+
+def _add_histograms(values: List[Any]) -> Any:
+    # Only the counts and the sum are shown.
+    counts = [sum(c) for c in zip(*[value[0] for value in values])]
+    return counts, sum(value[1] for value in values), None, None, 0.0

@@ -10,12 +10,19 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
+from opencensus.metrics.export.metric_descriptor import MetricDescriptorType as _Type
 from prometheus_client.core import (CounterMetricFamily, GaugeHistogramMetricFamily,
                                     GaugeMetricFamily, Metric, SummaryMetricFamily)
 
 from gotools_compat._promtext import format_le, metric_name
 
 from ._prometheus_metrics import SUFFIXES, label_names
+
+# opencensus descriptor types by what they carry.
+_GAUGES = (_Type.GAUGE_INT64, _Type.GAUGE_DOUBLE)
+_COUNTERS = (_Type.CUMULATIVE_INT64, _Type.CUMULATIVE_DOUBLE)
+_NUMBERS = _GAUGES + _COUNTERS
+_CUMULATIVE = _COUNTERS + (_Type.CUMULATIVE_DISTRIBUTION,)
 
 
 def view_family(metric: Any, namespace: str) -> Optional[Metric]:
@@ -26,17 +33,15 @@ def view_family(metric: Any, namespace: str) -> Optional[Metric]:
     doc = descriptor.description or ""
     kind = int(descriptor.type)
     family: Metric
-    # opencensus MetricDescriptorType: 1, 2 gauges; 3 gauge distribution;
-    # 4, 5 cumulative; 6 cumulative distribution; 7 summary.
-    if kind in (1, 2):
+    if kind in _GAUGES:
         family = GaugeMetricFamily(name, doc, labels=names)
-    elif kind in (4, 5):
+    elif kind in _COUNTERS:
         family = CounterMetricFamily(name, doc, labels=names)
-    elif kind == 3:
+    elif kind == _Type.GAUGE_DISTRIBUTION:
         family = GaugeHistogramMetricFamily(name, doc, labels=names)
-    elif kind == 6:
+    elif kind == _Type.CUMULATIVE_DISTRIBUTION:
         family = Metric(name, doc, "histogram")
-    elif kind == 7:
+    elif kind == _Type.SUMMARY:
         family = SummaryMetricFamily(name, doc, labels=names)
     else:  # pragma: no cover - opencensus has no other types
         return None
@@ -49,7 +54,7 @@ def view_family(metric: Any, namespace: str) -> Optional[Metric]:
             continue
         values = tuple(["" if v.value is None else v.value for v in series.label_values])
         value = _plain(kind, series.points[-1].value)
-        if values in points and kind in (4, 5, 6):
+        if values in points and kind in _CUMULATIVE:
             value = _sum_points(points[values], value)
         points[values] = value
     for values, value in points.items():
@@ -59,9 +64,9 @@ def view_family(metric: Any, namespace: str) -> Optional[Metric]:
 
 def _plain(kind: int, value: Any) -> Any:
     """An opencensus point value as a number, ``(counts, sum, bounds)`` or the summary."""
-    if kind in (1, 2, 4, 5):
+    if kind in _NUMBERS:
         return value.value
-    if kind in (3, 6):
+    if kind in (_Type.GAUGE_DISTRIBUTION, _Type.CUMULATIVE_DISTRIBUTION):
         bounds = list(value.bucket_options.type_.bounds) if value.bucket_options.type_ else []
         counts = ([b.count for b in value.buckets] if value.buckets
                   else [0] * (len(bounds) + 1))
@@ -79,10 +84,10 @@ def _sum_points(old: Any, new: Any) -> Any:
 
 def _add_point(family: Metric, kind: int, names: Tuple[str, ...], values: List[str],
                value: Any) -> None:
-    if kind in (1, 2, 4, 5):
+    if kind in _NUMBERS:
         family.add_metric(values, value)  # type: ignore[attr-defined]
         return
-    if kind == 7:
+    if kind == _Type.SUMMARY:
         snapshot = value.snapshot
         quantiles = [(format_le(p.percentile / 100.0), p.value)
                      for p in (snapshot.value_at_percentiles if snapshot else [])]
@@ -95,7 +100,7 @@ def _add_point(family: Metric, kind: int, names: Tuple[str, ...], values: List[s
     counts, total, bounds = value
     les = [format_le(b) for b in bounds] + ["+Inf"]
     cumulative = list(accumulate(counts))
-    if kind == 3:
+    if kind == _Type.GAUGE_DISTRIBUTION:
         family.add_metric(values, list(zip(les, cumulative)), total)  # type: ignore
         return
     labels = dict(zip(names, values))

@@ -138,11 +138,10 @@ class Exporter:
     # What is shown.
 
     def _our_plans(self) -> List[Plan]:
-        with _metric._lock:
-            entries = list(_metric._metrics.items())
         plans = self._plans
         out = []
-        for name, entry in entries:
+        for entry in _metric.registered():
+            name = entry.name
             plan = plans.get(name)
             if plan is None or plan.entry is not entry:
                 plan = plans[name] = Plan(entry, self.namespace)
@@ -154,7 +153,7 @@ class Exporter:
         claimed: Set[str] = set()
         plans = []
         for plan in self._our_plans():
-            if self._claim(claimed, plan.claims, plan.entry.info.name):
+            if self._claim(claimed, plan.claims, plan.entry.name):
                 plans.append(plan)
         families = []
         for oc_metric in _oc_prometheus.foreign_metrics():

@@ -26,6 +26,10 @@ Histograms count a value in bucket ``b`` when ``value <= b`` (Go, Prometheus,
 OpenTelemetry), keep the bounds exactly as declared (zero and negatives
 included) and add an overflow bucket; each row has count, sum, min, max and
 sum of squared deviation.
+
+Reading: :func:`collect` gives Go's data (``Int64Data``...);
+:func:`registered` lists each metric as exporters read it, with its
+:class:`Kind` and its rows' snapshots (:mod:`gotools_compat.metric.snapshot`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from gotools_compat.metric.data import (Float64Data, HistogramFloat64Data, Histo
                                         HistogramInt64Data, HistogramInt64Row, HistogramRow,
                                         Int64Data, MetricData)
 from gotools_compat.metric.data import snapshot as _snapshot
+from gotools_compat.metric.snapshot import (HistogramRowSnapshot, HistogramSnapshot, Kind, Labels,
+                                            Registered, RowSnapshot)
 from gotools_compat.stats import Float64, Int64, _Measure
 
 log = logging.getLogger(__name__)
@@ -100,40 +106,13 @@ class _Rows(views.Recorder):
         return row
 
 
-class Registered:
-    """A metric made with this package, as :func:`registered` lists it.
-
-    ``info`` is its definition (a :class:`Scalar` or a histogram), ``kind``
-    what it keeps (``"count_int64"`` ... ``"latest_float64"``,
-    ``"histogram_int64"``, ``"histogram_float64"``), ``measure`` the measure
-    it is built on, ``is_gauge`` whether it is a latest value, and
-    ``recorder`` its rows.
-    """
-
-    __slots__ = ("info", "definition", "recorder", "is_gauge")
-
-    def __init__(self, info: Union["Scalar", "HistogramInt64", "HistogramFloat64"],
-                 definition: Tuple[Any, ...], recorder: _Rows, is_gauge: bool) -> None:
-        self.info = info
-        self.definition = definition  # (kind, measure, keys, description[, buckets])
-        self.recorder = recorder
-        self.is_gauge = is_gauge
-
-    @property
-    def kind(self) -> str:
-        return str(self.definition[0])
-
-    @property
-    def measure(self) -> _Measure:
-        measure: _Measure = self.definition[1]
-        return measure
-
-    def __repr__(self) -> str:
-        return "Registered(%r, %r)" % (self.info, self.kind)
+#: The label value of every key in the row that takes the values of tag
+#: combinations beyond a metric's ``max_rows``.
+OVERFLOW = views.OVERFLOW
 
 
 def registered() -> List[Registered]:
-    """Every metric made with this package, in definition order."""
+    """Every metric made with this package, in definition order (what exporters read)."""
     with _lock:
         return list(_metrics.values())
 
@@ -191,7 +170,7 @@ def _check_buckets(buckets: Sequence[Number], is_int: bool) -> Tuple[Number, ...
     return tuple(out)
 
 
-def _register(info: Any, kind: str, measure: _Measure, measure_type: type,
+def _register(info: Any, kind: Kind, measure: _Measure, measure_type: type,
               aggregation: agg.Aggregation, extra: Tuple[Any, ...] = ()) -> str:
     if not isinstance(measure, measure_type):
         raise TypeError("%s needs a stats.%s measure, not %r"
@@ -211,7 +190,7 @@ def _register(info: Any, kind: str, measure: _Measure, measure_type: type,
         recorder = _Rows(name, info.keys, aggregation, measure.accept, info.max_rows)
         views.register(name, info.description, measure.opencensus, recorder)
         measure._add_subscriber(recorder.record if info.keys else recorder.record_nokey)
-        _metrics[name] = Registered(info, definition, recorder, kind.startswith("latest"))
+        _metrics[name] = Registered(info, definition, recorder, kind.is_gauge)
     return name
 
 
@@ -232,27 +211,27 @@ class Scalar:
 
     def count_int64(self, measure: Int64) -> str:
         """A cumulative count of records on ``measure``."""
-        return _register(self, "count_int64", measure, Int64, agg.Count())
+        return _register(self, Kind.COUNT_INT64, measure, Int64, agg.Count())
 
     def sum_int64(self, measure: Int64) -> str:
         """A cumulative sum of ``measure``'s values (an exact int)."""
-        return _register(self, "sum_int64", measure, Int64, agg.Sum(True))
+        return _register(self, Kind.SUM_INT64, measure, Int64, agg.Sum(True))
 
     def latest_int64(self, measure: Int64) -> str:
         """A gauge: the last value recorded on ``measure``."""
-        return _register(self, "latest_int64", measure, Int64, agg.LastValue(True))
+        return _register(self, Kind.LATEST_INT64, measure, Int64, agg.LastValue(True))
 
     def count_float64(self, measure: Float64) -> str:
         """A cumulative count of records on ``measure`` (an int, as in Go)."""
-        return _register(self, "count_float64", measure, Float64, agg.Count())
+        return _register(self, Kind.COUNT_FLOAT64, measure, Float64, agg.Count())
 
     def sum_float64(self, measure: Float64) -> str:
         """A cumulative sum of ``measure``'s values."""
-        return _register(self, "sum_float64", measure, Float64, agg.Sum(False))
+        return _register(self, Kind.SUM_FLOAT64, measure, Float64, agg.Sum(False))
 
     def latest_float64(self, measure: Float64) -> str:
         """A gauge: the last value recorded on ``measure``."""
-        return _register(self, "latest_float64", measure, Float64, agg.LastValue(False))
+        return _register(self, Kind.LATEST_FLOAT64, measure, Float64, agg.LastValue(False))
 
 
 class _Histogram:
@@ -278,7 +257,7 @@ class HistogramInt64(_Histogram):
     _is_int = True
 
     def record(self, measure: Int64) -> str:
-        return _register(self, "histogram_int64", measure, Int64,
+        return _register(self, Kind.HISTOGRAM_INT64, measure, Int64,
                          agg.Distribution(self.buckets, True), (self.buckets,))
 
 
@@ -286,7 +265,7 @@ class HistogramFloat64(_Histogram):
     """A histogram of a Float64 measure (Go's ``metric.HistogramFloat64``)."""
 
     def record(self, measure: Float64) -> str:
-        return _register(self, "histogram_float64", measure, Float64,
+        return _register(self, Kind.HISTOGRAM_FLOAT64, measure, Float64,
                          agg.Distribution(self.buckets, False), (self.buckets,))
 
 
@@ -347,5 +326,6 @@ __all__ = [
     "Scalar", "HistogramInt64", "HistogramFloat64", "Int64Data", "Float64Data",
     "HistogramInt64Data", "HistogramFloat64Data", "HistogramRow", "HistogramInt64Row",
     "HistogramFloat64Row", "MetricData", "MAX_ROWS", "collect", "opencensus_measure",
-    "Registered", "registered",
+    "Registered", "registered", "Kind", "Labels", "RowSnapshot", "HistogramSnapshot",
+    "HistogramRowSnapshot", "OVERFLOW",
 ]

@@ -119,12 +119,12 @@ def snapshot(entry: Any, now: datetime.datetime) -> MetricData:
     rows = recorder.snapshot_rows()
     keys = recorder.keys
     groups = [[Tag(key, value) for key, value in zip(keys, row.tags)] for row in rows]
-    kind = entry.definition[0]
-    if kind.startswith("histogram"):
-        cls = HistogramInt64Data if kind.endswith("int64") else HistogramFloat64Data
+    kind = entry.kind
+    if kind.is_histogram:
+        cls = HistogramInt64Data if kind.is_int else HistogramFloat64Data
         return cls(entry.info, now, groups,
                    [_histogram_row(row) for row in rows])
     values = [row.value() for row in rows]
-    if kind.startswith("count") or kind.endswith("int64"):
+    if kind.is_int:
         return Int64Data(entry.info, now, groups, entry.is_gauge, values)
     return Float64Data(entry.info, now, groups, entry.is_gauge, values)
