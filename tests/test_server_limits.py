@@ -207,7 +207,10 @@ def test_at_max_connections_a_newcomer_with_a_request_takes_the_oldest_place(
             wait_until(lambda: is_closed(socks[0]), SLACK, "the oldest closed")
             assert not any(is_closed(s) for s in socks[1:])
             assert server.counters.get("max_connections") == 1
-            # And again: the next oldest.
+            # And again, once the places are all taken again: the next oldest.
+            wait_until(lambda: server.connection_count() == 7, SLACK, "the newcomer gone")
+            socks.append(connect(port))
+            wait_until(lambda: server.connection_count() == 8, SLACK, "8 in place again")
             assert statuses(exchange(port, GET_CLOSE)) == [200]
             wait_until(lambda: is_closed(socks[1]), SLACK, "the next oldest closed")
             assert server.counters.get("max_connections") == 2
