@@ -108,6 +108,23 @@ def _no_foreign_network() -> Iterator[None]:
         pytest.fail("code tried to reach the network beyond loopback: %s" % "; ".join(found))
 
 
+# The front-door tests' server (tests/test_server_*.py): an echoing handler served
+# with short timeouts on 127.0.0.1.
+@pytest.fixture
+def echo() -> Any:
+    from tests.front_door import Echo
+
+    return Echo()
+
+
+@pytest.fixture
+def served(echo: Any) -> Iterator[Any]:
+    from tests.front_door import serving
+
+    with serving(echo) as pair:
+        yield pair
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # "No tests collected" (5) is not a failure of the product; a filtered
     # run (-k) that matches nothing must not fail CI.

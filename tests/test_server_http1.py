@@ -10,26 +10,15 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from typing import Iterator, List, Tuple
+from typing import List, Tuple
 
 import pytest
 
 from gotools_compat._server import Server
-from tests.front_door import Echo, connect, exchange, parse, read_to_eof, serving, statuses
+from tests.front_door import Echo, connect, exchange, parse, read_to_eof, statuses
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
 POST = b"POST /p HTTP/1.1\r\nHost: x\r\n"
-
-
-@pytest.fixture
-def echo() -> Echo:
-    return Echo()
-
-
-@pytest.fixture
-def served(echo: Echo) -> Iterator[Tuple[Server, int]]:
-    with serving(echo) as pair:
-        yield pair
 
 
 def chunked(*chunks: bytes) -> bytes:

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,17 +32,6 @@ from tests.helpers import unique
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 GET_CLOSE = b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 SLACK = 3.0  # beyond a timeout, before a loaded box must have acted on it
-
-
-@pytest.fixture
-def echo() -> Echo:
-    return Echo()
-
-
-@pytest.fixture
-def served(echo: Echo) -> Iterator[Tuple[Server, int]]:
-    with serving(echo) as pair:
-        yield pair
 
 
 # -- timeouts -------------------------------------------------------------------
