@@ -63,6 +63,10 @@ def make_channel(target: str, tls: bool, ca_file: Optional[str],
         ("grpc.max_reconnect_backoff_ms", max(100, int(max_backoff * 1000))),
         ("grpc.max_send_message_length", 4 * 1024 * 1024),
         ("grpc.enable_http_proxy", 0),  # only the configured address, ever (E2)
+        # Subchannels of this channel alone: a channel made in a forked child
+        # must not pick up a connection (and its fd) from before the fork out
+        # of gRPC's process-wide pool ("Wrong file descriptor generation").
+        ("grpc.use_local_subchannel_pool", 1),
     ]
     if not tls:
         return grpc.insecure_channel(target, options=options)
