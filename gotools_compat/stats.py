@@ -114,6 +114,11 @@ class _Measure:
         with self._lock:
             self._subscribers = self._subscribers + (fn,)
 
+    def _remove_subscriber(self, fn: Subscriber) -> None:
+        # A metric of a closed registry (gotools_compat.testing) stops being fed.
+        with self._lock:
+            self._subscribers = tuple(s for s in self._subscribers if s != fn)
+
     def subscribe(self, fn: Callable[[Optional[Context], "_Measure", Any, datetime.datetime],
                                      None]) -> None:
         """Call ``fn(ctx, measure, value, at)`` on every record, as Go's Subscribe.
@@ -219,5 +224,19 @@ class Int64(_Measure):
 
 
 Measure = Union[Float64, Int64]
+
+
+def _swap_registry(registry: Dict[str, _Measure]) -> Dict[str, _Measure]:
+    """Make ``registry`` the one measure names are looked up in; the one before.
+
+    For :func:`gotools_compat.testing.fresh_registry` (through
+    ``gotools_compat.metric``).  Measures made before keep working: a measure
+    is found by name only when it is made.
+    """
+    global _registry
+    with _registry_lock:
+        old, _registry = _registry, registry
+    return old
+
 
 __all__ = ["Float64", "Int64", "Measure"]

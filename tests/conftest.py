@@ -108,6 +108,19 @@ def _no_foreign_network() -> Iterator[None]:
         pytest.fail("code tried to reach the network beyond loopback: %s" % "; ".join(found))
 
 
+# A fresh registry of metrics, measures and opencensus views for the test: the
+# names it defines need not differ from other tests' (gotools_compat.testing).
+# Opt-in (a module takes it for all its tests with
+# ``pytestmark = pytest.mark.usefixtures("registry")``): tests whose metrics come
+# from a module-scoped fixture or from the process's definitions go without it.
+@pytest.fixture
+def registry() -> Iterator[None]:
+    from gotools_compat.testing import fresh_registry
+
+    with fresh_registry():
+        yield
+
+
 # The front-door tests' server (tests/test_server_*.py): an echoing handler served
 # with short timeouts on 127.0.0.1.
 @pytest.fixture

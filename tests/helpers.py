@@ -14,7 +14,11 @@ _names = itertools.count()
 
 
 def unique(prefix: str) -> str:
-    """A metric or measure name no other test uses (the registries are process-wide)."""
+    """A metric or measure name no other test uses.
+
+    Prefer the ``registry`` fixture (tests/conftest.py): in a fresh registry a
+    fixed name is free.  Kept for tests not yet converted (tests/test_pages_http.py).
+    """
     return "%s_%d" % (prefix, next(_names))
 
 

@@ -432,46 +432,6 @@ def test_stock_opencensus_ocagent_exporter_is_received(agent: Agent) -> None:
         exporter._rpc_handler._rpc.close()
 
 
-def test_json_fast_path_builds_what_json_format_builds() -> None:
-    from gotools_compat.agent import _json
-
-    doc = json.loads(GO_METRICS)
-    series = doc["metrics"][0]["timeseries"][0]
-    series["labelValues"] = [{"value": "in", "hasValue": True}, {"value": "x"}]
-    series["points"].append({"timestamp": series["points"][0]["timestamp"],
-                             "int64_value": "9007199254740993"})
-    doc["metrics"][1]["timeseries"][0]["points"][0]["distributionValue"][
-        "sumOfSquaredDeviation"] = 2.5
-    body = json.dumps(doc).encode()
-    fast = _json._fast_request(json.loads(body))
-    assert fast == json_format.Parse(body, Request())
-    assert fast.metrics[0].timeseries[0].points[1].int64_value == 9007199254740993
-
-
-def test_json_fast_path_reads_what_the_protobuf_reader_reads() -> None:
-    # The store's form straight from the dicts equals json_format's message
-    # read by the gRPC reader (lean view), for the Go fixture and for a body
-    # in grpc-gateway's spelling with labels, int64 strings and zero buckets.
-    from gotools_compat.agent import _json, _lean
-
-    gateway = json_format.MessageToJson(Request(node=node("gw"), metrics=[
-        metric("lat", MD.CUMULATIVE_DISTRIBUTION, ["k", "j"],
-               [(["a", None], dist([0.0, 10.0], [0, 2 ** 40, 1], 7.25)),
-                (["b", "x"], dist([0.0, 10.0], [3, 0, 0], -1.0))]),
-        metric("c", MD.CUMULATIVE_INT64, [], [([], 2 ** 62)])]))
-    for body in (GO_METRICS, gateway.encode()):
-        fast = _json._fast_export(json.loads(body))
-        slow = _lean.from_proto(json_format.Parse(body, Request()))
-        assert [(d, list(s)) for d, s in fast.metrics] == \
-            [(d, list(s)) for d, s in slow.metrics] and fast.node == slow.node
-        assert fast.request() == json_format.Parse(body, Request())
-    lat = _json._fast_export(json.loads(gateway))
-    assert lat.metrics[0] == (("lat", "", "", MD.CUMULATIVE_DISTRIBUTION, ("k", "j")), [
-        (["a", ""], (2 ** 40 + 1, 7.25, (0.0, 10.0), [0, 2 ** 40, 1])),
-        (["b", "x"], (3, -1.0, (0.0, 10.0), [3, 0, 0]))])
-    assert lat.metrics[1][1] == [([], 2 ** 62)]
-
-
 def test_invalid_utf8_in_a_label_value_refuses_the_whole_grpc_request(agent: Agent) -> None:
     # The gRPC reader parses label values lazily (see _lean); a bad one must
     # still refuse the request, as parsing it whole would, and store nothing.

@@ -19,7 +19,6 @@ from gotools_compat._oc import proto
 from gotools_compat.agent import Agent
 from gotools_compat.agent.__main__ import main
 from gotools_compat.export import ocagent
-from tests.helpers import unique
 from tests.otlp_receiver import Receiver, attrs, find_metric, series
 
 proto.install()
@@ -133,10 +132,11 @@ def test_go_fixture_arrives_bucket_by_bucket_with_repaired_counts(receiver: Rece
     assert started.sum.is_monotonic and [p.as_int for p in started.sum.data_points] == [19]
 
 
+@pytest.mark.usefixtures("registry")
 def test_values_from_our_ocagent_exporter_arrive_bucket_by_bucket(receiver: Receiver) -> None:
     key = event.new_string_key("method")
-    m = stats.Float64(unique("agent_otlp_latency"), "latency", "ms")
-    name = metric.HistogramFloat64(unique("agent_otlp_hist"), "latency", [0, 10, 100],
+    m = stats.Float64("agent_otlp_latency", "latency", "ms")
+    name = metric.HistogramFloat64("agent_otlp_hist", "latency", [0, 10, 100],
                                    keys=[key]).record(m)
     agent = forwarding(receiver)
     exporter = ocagent.connect(ocagent.Config(address="127.0.0.1:%d" % agent.port,

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any, Dict, List, Sequence, Tuple
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gotools_compat._oc import proto
-from gotools_compat.agent import _snapshot
+from gotools_compat.agent import _limits, _snapshot
 from gotools_compat.agent._limits import QUIET
 from gotools_compat.agent._model import Metric
 from gotools_compat.agent._render import render
@@ -178,13 +179,18 @@ def test_one_warning_per_cause_without_traceback(caplog: pytest.LogCaptureFixtur
     assert refused(store)["max_series"] == 9  # h every time, g from the second on
 
 
-def test_a_cause_warns_again_after_a_quiet_hour(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_cause_warns_again_after_a_quiet_hour(caplog: pytest.LogCaptureFixture,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]  # the limits' clock, moved by hand
+    monkeypatch.setattr(_limits, "time", SimpleNamespace(monotonic=lambda: now[0]))
     store = new_store(max_series=1)
     a = store.sender(node("a"))
     store.ingest(a, [gauge("g", {"1": 1})])
     with caplog.at_level(logging.WARNING, logger="gotools_compat.agent"):
         store.ingest(a, [gauge("g", {"2": 1})])
-        store._limits._last_hit["max_series"] -= QUIET + 1  # as if an hour had passed
+        now[0] += QUIET - 1  # refused again within the hour: no second warning
+        store.ingest(a, [gauge("g", {"2b": 1})])
+        now[0] += QUIET + 1  # an hour without a refusal
         store.ingest(a, [gauge("g", {"3": 1})])
         store.ingest(a, [gauge("g", {"4": 1})])
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2

@@ -152,11 +152,15 @@ def test_before_fork_holds_the_set_and_every_send_lock(hooks: Hooks) -> None:
         live.add(e)
     hooks.fork("before")
     assert [e._send_lock.locked() for e in exporters] == [True, True]
-    assert live._lock.locked()
+    added = threading.Event()
+    adder = threading.Thread(target=lambda: (live.add(Exporter("c")), added.set()))
+    adder.start()
+    assert not added.wait(0.1)  # the set is held: an exporter started meanwhile waits
     hooks.fork("after_in_parent")
+    assert added.wait(5)
+    adder.join()
     assert [e._send_lock.locked() for e in exporters] == [False, False]
-    assert not live._lock.locked()
-    assert [e.restarted for e in exporters] == [0, 0]
+    assert [e.restarted for e in exporters] == [0, 0] and len(live) == 3
 
 
 def test_before_fork_waits_for_an_export_in_flight(hooks: Hooks) -> None:
@@ -193,12 +197,11 @@ def test_in_the_child_each_exporter_live_at_the_fork_restarts_once(hooks: Hooks)
 def test_in_the_child_the_set_has_a_new_free_lock(hooks: Hooks) -> None:
     live, _ = closing_set()
     live.add(Exporter("a"))
-    inherited = live._lock
-    hooks.fork("before")
+    hooks.fork("before")  # holds the set's lock, which the child inherits held
     hooks.fork("after_in_child")
-    assert inherited.locked()  # held by the parent's forking thread: unusable
-    assert live._lock is not inherited and not live._lock.locked()
-    live.add(Exporter("b"))  # does not block
+    added = threading.Event()
+    threading.Thread(target=lambda: (live.add(Exporter("b")), added.set()), daemon=True).start()
+    assert added.wait(5)  # the child's set has a lock of its own, free
     assert len(live) == 2
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import gc
-import itertools
 import logging
 import os
 import socket
@@ -27,12 +26,15 @@ from gotools_compat.export import ocagent
 sys.path.insert(0, str(Path(__file__).parent))
 from ocagent_receiver import Receiver  # noqa: E402
 
-_ids = itertools.count()
+# Each test defines its metrics in a fresh registry (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("registry")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _name(prefix: str) -> str:
-    return "oca_%s_%d_%d" % (prefix, os.getpid(), next(_ids))
+    # Each test defines its metrics in a fresh registry: fixed names are free.
+    return "oca_" + prefix
 
 
 def _free_port() -> int:
@@ -610,8 +612,8 @@ def test_where_no_thread_starts_at_exit_the_last_export_goes_over_http(
     from gotools_compat.agent import Agent
     from gotools_compat.export import _exit
 
-    m = stats.Int64("exit_http_m_%d" % os.getpid(), "", "1")
-    name = metric.Scalar("exit_http_count_%d" % os.getpid()).count_int64(m)
+    m = stats.Int64("exit_http_m", "", "1")
+    name = metric.Scalar("exit_http_count").count_int64(m)
     with Agent("127.0.0.1:0", None, namespace="", const_labels={}) as agent:
         e = ocagent.connect(ocagent.Config(address="127.0.0.1:%d" % agent.port, rate=3600))
         assert e is not None

@@ -36,8 +36,10 @@ from opentelemetry.sdk.metrics.export import (ConsoleMetricExporter, HistogramDa
 from gotools_compat._otel import data as otel_data
 from gotools_compat.export import otel
 from tests import otlp_grpc_receiver
-from tests.helpers import unique
 from tests.otlp_receiver import Kept, Receiver, attrs, find_metric, series
+
+# Each test defines its metrics in a fresh registry (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("registry")
 
 CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
 
@@ -138,9 +140,9 @@ def test_core_does_not_import_opentelemetry() -> None:
 
 def test_histogram_round_trip_bucket_by_bucket(connected: otel.Exporter,
                                               receiver: Receiver) -> None:
-    name = unique("otel_hist")
+    name = "otel_hist"
     method = event.new_string_key("method")
-    m = stats.Float64(unique("otel_hist_m"), "latency", "ms")
+    m = stats.Float64("otel_hist_m", "latency", "ms")
     bounds = [-10.0, -1.0, 0.0, 0.5, 10.0]
     metric.HistogramFloat64(name, "latency dist", bounds, keys=[method]).record(m)
     ctx = event.label(None, method.of("hover"))
@@ -168,8 +170,8 @@ def test_histogram_round_trip_bucket_by_bucket(connected: otel.Exporter,
 
 def test_second_export_is_cumulative_with_the_same_start(connected: otel.Exporter,
                                                         receiver: Receiver) -> None:
-    name = unique("otel_cum")
-    m = stats.Int64(unique("otel_cum_m"), "", "By")
+    name = "otel_cum"
+    m = stats.Int64("otel_cum_m", "", "By")
     metric.HistogramInt64(name, "", [0, 100]).record(m)
     m.record(None, 100)
     first = series(find_metric(flushed(connected, receiver), name)[1])[()]
@@ -185,11 +187,11 @@ def test_second_export_is_cumulative_with_the_same_start(connected: otel.Exporte
 
 def test_counts_and_sums_are_monotonic_cumulative_sums(connected: otel.Exporter,
                                                        receiver: Receiver) -> None:
-    mi = stats.Int64(unique("otel_sum_i"), "", "1")
-    mf = stats.Float64(unique("otel_sum_f"), "", "s")
-    count = metric.Scalar(unique("otel_count"), "how many").count_int64(mi)
-    isum = metric.Scalar(unique("otel_isum")).sum_int64(mi)
-    fsum = metric.Scalar(unique("otel_fsum")).sum_float64(mf)
+    mi = stats.Int64("otel_sum_i", "", "1")
+    mf = stats.Float64("otel_sum_f", "", "s")
+    count = metric.Scalar("otel_count", "how many").count_int64(mi)
+    isum = metric.Scalar("otel_isum").sum_int64(mi)
+    fsum = metric.Scalar("otel_fsum").sum_float64(mf)
     big = 2 ** 53 + 1
     mi.record(None, big)
     mi.record(None, 2)
@@ -208,10 +210,10 @@ def test_counts_and_sums_are_monotonic_cumulative_sums(connected: otel.Exporter,
 
 
 def test_latest_values_are_gauges(connected: otel.Exporter, receiver: Receiver) -> None:
-    mi = stats.Int64(unique("otel_g_i"), "", "1")
-    mf = stats.Float64(unique("otel_g_f"), "", "1")
-    gi = metric.Scalar(unique("otel_last_i")).latest_int64(mi)
-    gf = metric.Scalar(unique("otel_last_f")).latest_float64(mf)
+    mi = stats.Int64("otel_g_i", "", "1")
+    mf = stats.Float64("otel_g_f", "", "1")
+    gi = metric.Scalar("otel_last_i").latest_int64(mi)
+    gf = metric.Scalar("otel_last_f").latest_float64(mf)
     for v in (5, -7):
         mi.record(None, v)
     for v in (2.5, -0.125):
@@ -226,9 +228,9 @@ def test_latest_values_are_gauges(connected: otel.Exporter, receiver: Receiver) 
 
 def test_an_int64_sum_past_the_int64_range_saturates_and_exports_the_rest(
         connected: otel.Exporter, receiver: Receiver) -> None:
-    m = stats.Int64(unique("otel_huge_m"), "", "1")
-    huge = metric.Scalar(unique("otel_huge")).sum_int64(m)
-    other = metric.Scalar(unique("otel_other")).count_int64(m)
+    m = stats.Int64("otel_huge_m", "", "1")
+    huge = metric.Scalar("otel_huge").sum_int64(m)
+    other = metric.Scalar("otel_other").count_int64(m)
     for _ in range(3):
         m.record(None, 2 ** 62)
     request = flushed(connected, receiver)
@@ -242,8 +244,8 @@ def test_tags_become_attributes_and_missing_keys_are_left_out(
         connected: otel.Exporter, receiver: Receiver) -> None:
     method = event.new_string_key("method")
     code = event.new_int_key("code")
-    m = stats.Int64(unique("otel_tags_m"), "", "1")
-    name = metric.Scalar(unique("otel_tags"), keys=[method, code]).count_int64(m)
+    m = stats.Int64("otel_tags_m", "", "1")
+    name = metric.Scalar("otel_tags", keys=[method, code]).count_int64(m)
     m.record(event.label(None, method.of("GET"), code.of(200)), 1)
     m.record(event.label(None, method.of("GET"), code.of(200)), 1)
     m.record(event.label(None, method.of("PUT")), 1)
@@ -259,8 +261,8 @@ def test_tags_become_attributes_and_missing_keys_are_left_out(
 def test_overflow_row_carries_the_otel_overflow_attribute(
         connected: otel.Exporter, receiver: Receiver) -> None:
     key = event.new_string_key("user")
-    m = stats.Int64(unique("otel_ovf_m"), "", "1")
-    name = metric.Scalar(unique("otel_ovf"), keys=[key], max_rows=2).count_int64(m)
+    m = stats.Int64("otel_ovf_m", "", "1")
+    name = metric.Scalar("otel_ovf", keys=[key], max_rows=2).count_int64(m)
     for user in ("a", "b", "c", "d", "c"):
         m.record(event.label(None, key.of(user)), 1)
     got = series(find_metric(flushed(connected, receiver), name)[1])
@@ -270,9 +272,9 @@ def test_overflow_row_carries_the_otel_overflow_attribute(
 
 def test_plain_opencensus_views_arrive_too(connected: otel.Exporter,
                                            receiver: Receiver) -> None:
-    measure = oc_measure.MeasureFloat(unique("otel_oc_m"), "stock", "ms")
-    dist_name, count_name, last_name = (unique("otel_oc_dist"), unique("otel_oc_count"),
-                                        unique("otel_oc_last"))
+    measure = oc_measure.MeasureFloat("otel_oc_m", "stock", "ms")
+    dist_name, count_name, last_name = ("otel_oc_dist", "otel_oc_count",
+                                        "otel_oc_last")
     manager = oc_stats.stats.view_manager
     for name, agg in ((dist_name, oc_aggregation.DistributionAggregation([1.0, 5.0])),
                       (count_name, oc_aggregation.CountAggregation()),
@@ -299,8 +301,8 @@ def test_plain_opencensus_views_arrive_too(connected: otel.Exporter,
 
 def test_our_metric_recorded_through_opencensus_arrives_once(
         connected: otel.Exporter, receiver: Receiver) -> None:
-    m = stats.Float64(unique("otel_mixed_m"), "", "ms")
-    name = metric.HistogramFloat64(unique("otel_mixed"), "", [0.0, 10.0]).record(m)
+    m = stats.Float64("otel_mixed_m", "", "ms")
+    name = metric.HistogramFloat64("otel_mixed", "", [0.0, 10.0]).record(m)
     m.record(None, 10.0)
     mmap = oc_stats.stats.stats_recorder.new_measurement_map()
     mmap.measure_float_put(metric.opencensus_measure(m), 0.0)
@@ -315,8 +317,8 @@ def test_our_metric_recorded_through_opencensus_arrives_once(
 
 def test_collect_start_times_are_fixed_per_series() -> None:
     key = event.new_string_key("k")
-    m = stats.Int64(unique("otel_start_m"), "", "1")
-    name = metric.Scalar(unique("otel_start"), keys=[key]).sum_int64(m)
+    m = stats.Int64("otel_start_m", "", "1")
+    name = metric.Scalar("otel_start", keys=[key]).sum_int64(m)
     m.record(event.label(None, key.of("x")), 3)
 
     def points() -> List[Any]:
@@ -332,8 +334,8 @@ def test_collect_start_times_are_fixed_per_series() -> None:
 
 
 def test_histogram_points_are_sdk_points_with_named_fields() -> None:
-    m = stats.Float64(unique("otel_fields_m"), "", "1")
-    name = metric.HistogramFloat64(unique("otel_fields"), "", [1.0]).record(m)
+    m = stats.Float64("otel_fields_m", "", "1")
+    name = metric.HistogramFloat64("otel_fields", "", [1.0]).record(m)
     m.record(None, 0.5)
     m.record(None, 3.0)
     (found,) = [x for x in otel.collect().resource_metrics[0].scope_metrics[0].metrics
@@ -355,8 +357,8 @@ def test_collect_resource_from_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_console_exporter_takes_collect_output() -> None:
-    m = stats.Int64(unique("otel_console_m"), "", "1")
-    name = metric.Scalar(unique("otel_console")).count_int64(m)
+    m = stats.Int64("otel_console_m", "", "1")
+    name = metric.Scalar("otel_console").count_int64(m)
     m.record(None, 1)
     out = io.StringIO()
     exporter = ConsoleMetricExporter(out=out, formatter=lambda d: d.to_json(indent=None) + "\n")
@@ -370,8 +372,8 @@ def test_console_exporter_takes_collect_output() -> None:
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_periodic_export_without_flush(transport: str,
                                        transport_receiver: AnyReceiver) -> None:
-    m = stats.Int64(unique("otel_periodic_m"), "", "1")
-    name = metric.Scalar(unique("otel_periodic")).count_int64(m)
+    m = stats.Int64("otel_periodic_m", "", "1")
+    name = metric.Scalar("otel_periodic").count_int64(m)
     m.record(None, 1)
     e = otel.connect(sdk_exporter(transport, transport_receiver.endpoint), interval=0.05)
     try:
@@ -392,9 +394,9 @@ def test_outage_then_recovery_loses_nothing(
     # back on the same port.  timeout=0.5: the gRPC exporter's own retry
     # (1 s backoff and more) does not fit, so each attempt fails at once.
     receiver = transport_receiver
-    m = stats.Int64(unique("otel_outage_m"), "", "1")
-    name = metric.Scalar(unique("otel_outage")).sum_int64(m)
-    hist = metric.HistogramInt64(unique("otel_outage_hist"), "", [10]).record(m)
+    m = stats.Int64("otel_outage_m", "", "1")
+    name = metric.Scalar("otel_outage").sum_int64(m)
+    hist = metric.HistogramInt64("otel_outage_hist", "", [10]).record(m)
     e = otel.connect(sdk_exporter(transport, receiver.endpoint, timeout=0.5), interval=3600)
     try:
         m.record(None, 5)
@@ -443,8 +445,8 @@ def test_shutdown_exports_what_is_left_and_is_idempotent(
         sdk_shutdown(timeout_millis, **kwargs)
 
     monkeypatch.setattr(sdk, "shutdown", counting)
-    m = stats.Int64(unique("otel_shut_m"), "", "1")
-    name = metric.Scalar(unique("otel_shut")).count_int64(m)
+    m = stats.Int64("otel_shut_m", "", "1")
+    name = metric.Scalar("otel_shut").count_int64(m)
     e = otel.connect(sdk, interval=3600)
     m.record(None, 1)
     sent = 1  # requests, and the count the last one carries
@@ -468,8 +470,8 @@ def test_shutdown_returns_within_its_timeout_when_the_endpoint_hangs(transport: 
     # The SDK exporter waits for its own timeout (30 s here), not for the one
     # it is given.
     with hanging_endpoint(transport) as (_, endpoint):
-        m = stats.Int64(unique("otel_hang_m"), "", "1")
-        metric.Scalar(unique("otel_hang")).count_int64(m)
+        m = stats.Int64("otel_hang_m", "", "1")
+        metric.Scalar("otel_hang").count_int64(m)
         m.record(None, 1)
         e = otel.connect(sdk_exporter(transport, endpoint, timeout=30), interval=3600)
         assert e.force_flush(200) is False
@@ -484,8 +486,8 @@ def test_shutdown_returns_within_its_timeout_when_the_endpoint_hangs(transport: 
 
 
 def test_works_with_set_exporter_and_multi(receiver: Receiver) -> None:
-    m = stats.Int64(unique("otel_multi_m"), "", "1")
-    name = metric.Scalar(unique("otel_multi")).count_int64(m)
+    m = stats.Int64("otel_multi_m", "", "1")
+    name = metric.Scalar("otel_multi").count_int64(m)
     e = otel.connect(OTLPMetricExporter(endpoint=receiver.endpoint), interval=3600)
     both = export.multi(e, export.log_writer(io.StringIO(), True))
     before = export.get_exporter()
@@ -562,9 +564,9 @@ def test_a_forked_child_exports_its_own_values_under_its_own_pid(
 def test_grpc_counter_histogram_labels_and_resource_arrive(
         transport_receiver: AnyReceiver) -> None:
     method = event.new_string_key("method")
-    m = stats.Float64(unique("grpc_latency"), "", "ms")
-    count = metric.Scalar(unique("grpc_count"), "calls", keys=[method]).count_float64(m)
-    hist = metric.HistogramFloat64(unique("grpc_hist"), "latency dist", [1.0, 10.0],
+    m = stats.Float64("grpc_latency", "", "ms")
+    count = metric.Scalar("grpc_count", "calls", keys=[method]).count_float64(m)
+    hist = metric.HistogramFloat64("grpc_hist", "latency dist", [1.0, 10.0],
                                    keys=[method]).record(m)
     hover, rename = event.label(None, method.of("hover")), event.label(None, method.of("rename"))
     for v in (0.5, 1.0, 2.5, 10.0, 12.0):

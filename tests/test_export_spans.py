@@ -25,7 +25,6 @@ from opencensus.proto.trace.v1 import trace_pb2  # noqa: E402
 from opencensus.trace import execution_context, samplers  # noqa: E402
 from opencensus.trace import tracer as oc_tracer  # noqa: E402
 
-from tests.helpers import unique  # noqa: E402
 from tests.zipkin_receiver import Receiver as ZipkinReceiver  # noqa: E402
 
 _oc.patch_clock("opencensus.trace.span")
@@ -169,7 +168,7 @@ def test_requests_stay_under_the_limit_and_carry_the_node() -> None:
 
 def test_spans_reach_the_agents_tracez_with_parents_attributes_and_annotations(
         agent: Agent, connected: ocagent.Exporter) -> None:
-    outer_name, inner_name = unique("tz_outer"), unique("tz_inner")
+    outer_name, inner_name = "tz_outer", "tz_inner"
     method, n = event.new_string_key("method"), event.new_int_key("n")
     ctx, end = event.start_span(event.background(), outer_name, method.of("hover"), n.of(3))
     with event.span(ctx, inner_name) as inner:
@@ -192,7 +191,7 @@ def test_spans_reach_the_agents_tracez_with_parents_attributes_and_annotations(
 
 def test_our_spans_and_opencensus_tracer_spans_form_one_tree_at_the_agent(
         agent: Agent, connected: ocagent.Exporter) -> None:
-    names = [unique("oc_root"), unique("ours"), unique("oc_leaf")]
+    names = ["oc_root", "ours", "oc_leaf"]
     tracer = oc_tracer.Tracer(sampler=samplers.AlwaysOnSampler(),
                               exporter=connected.trace_exporter)
     with tracer.span(names[0]):
@@ -215,7 +214,7 @@ def test_spans_wait_in_the_queue_while_the_agent_is_down_and_are_sent_after() ->
     assert e is not None
     export.set_exporter(e)
     try:
-        name = unique("queued")
+        name = "queued"
         _ended(name)
         assert not e.flush(timeout=5)  # the span goes back to the queue
         b = Agent("127.0.0.1:%d" % port, "127.0.0.1:0").start()

@@ -9,33 +9,30 @@ protobuf.  Ours encodes the same rows without building messages.
 from __future__ import annotations
 
 import datetime
-import itertools
 from typing import Any, Dict, List
 
 import pytest
 
 from gotools_compat import event, metric, stats
 from gotools_compat._oc import ocagent as stock_ocagent
-from gotools_compat._oc import views
 from gotools_compat._wire import protobuf
 from gotools_compat.export import _ocagent_requests as requests
 from opencensus.ext.ocagent import stats_exporter
 from opencensus.proto.agent.metrics.v1 import metrics_service_pb2
 from opencensus.proto.metrics.v1 import metrics_pb2
 from opencensus.stats import metric_utils
+from opencensus.stats import stats as oc_stats
 
 from tests.helpers import entry
 
-_ids = itertools.count()
+# Each test defines its metrics in a fresh registry (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("registry")
+
 NOW = datetime.datetime(2024, 5, 17, 8, 30, 12, 345678)  # naive UTC, as get_metrics uses
 
 
-def _name(prefix: str) -> str:
-    return "wire_%s_%d" % (prefix, next(_ids))
-
-
 def _view_data(name: str) -> Any:
-    mtvm = views._measure_to_view_map()
+    mtvm = oc_stats.stats.view_manager.measure_to_view_map
     for view_datas in mtvm._measure_to_view_data_list_map.values():
         for view_data in view_datas:
             if view_data.view.name == name:
@@ -64,8 +61,8 @@ def _check(name: str) -> metrics_pb2.Metric:
 
 def test_histogram_float_bytes_match_stock_with_zero_and_negative_bounds() -> None:
     key = event.new_string_key("route")
-    m = stats.Float64(_name("m"), "latency", "ms")
-    name = metric.HistogramFloat64(_name("h"), "request latency",
+    m = stats.Float64("m", "latency", "ms")
+    name = metric.HistogramFloat64("h", "request latency",
                                    [-5, 0, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
                                    keys=[key]).record(m)
     a = event.label(event.background(), key.of("/a"))
@@ -92,8 +89,8 @@ def test_histogram_float_bytes_match_stock_with_zero_and_negative_bounds() -> No
 
 
 def test_histogram_int_bytes_match_stock_with_counts_beyond_the_table() -> None:
-    m = stats.Int64(_name("m"), "sizes", "By")
-    name = metric.HistogramInt64(_name("h"), "", [0, 10, 100]).record(m)
+    m = stats.Int64("m", "sizes", "By")
+    name = metric.HistogramInt64("h", "", [0, 10, 100]).record(m)
     for _ in range(5000):  # a bucket count beyond the encoder's table of 4096
         m.record(None, 7)
     m.record(None, -3)
@@ -116,8 +113,8 @@ def test_histogram_int_bytes_match_stock_with_counts_beyond_the_table() -> None:
 def test_scalar_bytes_match_stock(kind: str, values: List[Any], expected_type: int) -> None:
     key = event.new_int_key("shard")
     is_int = kind.endswith("int64")
-    m = (stats.Int64 if is_int else stats.Float64)(_name("m"), "d", "1")
-    name = getattr(metric.Scalar(_name(kind), "a %s" % kind, keys=[key]), kind)(m)
+    m = (stats.Int64 if is_int else stats.Float64)("m", "d", "1")
+    name = getattr(metric.Scalar(kind, "a %s" % kind, keys=[key]), kind)(m)
     for shard in (1, 2):
         ctx = event.label(event.background(), key.of(shard))
         for v in values:
@@ -141,8 +138,8 @@ def test_scalar_bytes_match_stock(kind: str, values: List[Any], expected_type: i
 
 
 def test_request_bytes_match_the_stock_request() -> None:
-    m = stats.Int64(_name("m"), "", "1")
-    name = metric.Scalar(_name("c")).count_int64(m)
+    m = stats.Int64("m", "", "1")
+    name = metric.Scalar("c").count_int64(m)
     m.record(None, 1)
     node = stock_ocagent.node("svc", "host", 4242, datetime.datetime(
         2024, 1, 2, 3, 4, 5, 6000, datetime.timezone.utc))
@@ -160,8 +157,8 @@ def test_request_bytes_match_the_stock_request() -> None:
 
 def test_large_exports_are_split_under_the_limit_without_losing_series() -> None:
     key = event.new_string_key("k")
-    m = stats.Int64(_name("m"), "", "1")
-    name = metric.Scalar(_name("c"), keys=[key]).count_int64(m)
+    m = stats.Int64("m", "", "1")
+    name = metric.Scalar("c", keys=[key]).count_int64(m)
     for i in range(300):
         m.record(event.label(event.background(), key.of("v%04d" % i)), 1)
     encoder = requests.encoder_for(entry(name))
@@ -184,8 +181,8 @@ def test_large_exports_are_split_under_the_limit_without_losing_series() -> None
 
 def test_an_int64_sum_past_the_int64_range_saturates_on_the_wire_like_stock(
         caplog: pytest.LogCaptureFixture) -> None:
-    m = stats.Int64(_name("m"), "d", "1")
-    name = metric.Scalar(_name("huge")).sum_int64(m)
+    m = stats.Int64("m", "d", "1")
+    name = metric.Scalar("huge").sum_int64(m)
     for _ in range(3):
         m.record(None, 2 ** 62)  # each value is an int64; their sum is not
     parsed = _check(name)  # the stock conversion gets the same saturated value

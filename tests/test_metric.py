@@ -17,17 +17,20 @@ from opencensus.stats import view as oc_view
 from opencensus.tags import TagContext, TagMap
 
 from gotools_compat import event, metric, stats, todo, unit
-from tests.helpers import buckets, data, entry, oc_metric, oc_points, unique
+from tests.helpers import buckets, data, entry, oc_metric, oc_points
+
+# Each test defines its metrics in a fresh registry (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("registry")
 
 TUTORIAL = [0, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10000, 15000]
 
 
 def test_the_issue_example_shows_up_in_opencensus_get_metrics() -> None:
     method = event.new_string_key("method", "RPC method")
-    latency = stats.Float64(unique("latency"), "the latency in milliseconds", unit.MILLISECONDS)
-    hist = metric.HistogramFloat64(unique("latencyDistribution"), "the various latencies",
+    latency = stats.Float64("latency", "the latency in milliseconds", unit.MILLISECONDS)
+    hist = metric.HistogramFloat64("latencyDistribution", "the various latencies",
                                    buckets=TUTORIAL, keys=[method]).record(latency)
-    count = metric.Scalar(unique("latency_count"), "records", keys=[method]).count_float64(latency)
+    count = metric.Scalar("latency_count", "records", keys=[method]).count_float64(latency)
     ctx = event.label(todo(), method.of("hover"))
     latency.record(ctx, 12.5)
 
@@ -53,8 +56,8 @@ def test_the_issue_example_shows_up_in_opencensus_get_metrics() -> None:
 ])
 def test_scalars_have_the_descriptor_type_and_values_of_go(
         method: str, measure_type: Any, descriptor_type: int, value_type: type) -> None:
-    m = measure_type(unique("m"), "d", unit.BYTES)
-    name = getattr(metric.Scalar(unique("s"), "desc"), method)(m)
+    m = measure_type("m", "d", unit.BYTES)
+    name = getattr(metric.Scalar("s", "desc"), method)(m)
     for v in (5, 7, 3):
         m.record(None, v if measure_type is stats.Int64 else float(v))
     expected = {"count": 3, "sum": 15, "latest": 3}[method.split("_")[0]]
@@ -69,16 +72,16 @@ def test_scalars_have_the_descriptor_type_and_values_of_go(
 
 
 def test_gauges_go_below_zero_and_keep_the_last_value() -> None:
-    m = stats.Int64(unique("m"))
-    name = metric.Scalar(unique("g")).latest_int64(m)
+    m = stats.Int64("m")
+    name = metric.Scalar("g").latest_int64(m)
     for v in (4, -7, -2):
         m.record(None, v)
     assert data(name).rows == [-2]
 
 
 def test_histogram_counts_a_value_in_the_bucket_whose_bound_it_equals() -> None:
-    m = stats.Float64(unique("m"))
-    name = metric.HistogramFloat64(unique("h"), "", buckets=[0, 10, 50]).record(m)
+    m = stats.Float64("m")
+    name = metric.HistogramFloat64("h", "", buckets=[0, 10, 50]).record(m)
     for v in (0.0, 10.0, 10.000001, 50.0, 50.5):
         m.record(None, v)
     [dist] = oc_points(name).values()
@@ -88,8 +91,8 @@ def test_histogram_counts_a_value_in_the_bucket_whose_bound_it_equals() -> None:
 
 
 def test_histogram_keeps_zero_and_negative_bounds_and_negative_values() -> None:
-    m = stats.Int64(unique("m"))
-    name = metric.HistogramInt64(unique("h"), "", buckets=[-10, -1, 0, 5]).record(m)
+    m = stats.Int64("m")
+    name = metric.HistogramInt64("h", "", buckets=[-10, -1, 0, 5]).record(m)
     for v in (-20, -10, -5, -1, 0, 3, 9):
         m.record(None, v)
     [dist] = oc_points(name).values()
@@ -105,8 +108,8 @@ def test_histogram_rows_match_a_reference_for_any_batch_size(n: int) -> None:
     rng = random.Random(n)
     values = [rng.choice([rng.uniform(-50, 20000), float(rng.choice(TUTORIAL))])
               for _ in range(n)]
-    m = stats.Float64(unique("m"))
-    name = metric.HistogramFloat64(unique("h"), "", buckets=TUTORIAL).record(m)
+    m = stats.Float64("m")
+    name = metric.HistogramFloat64("h", "", buckets=TUTORIAL).record(m)
     for i, v in enumerate(values):
         m.record(None, v)
         if i % 97 == 0:
@@ -126,8 +129,8 @@ def test_histogram_rows_match_a_reference_for_any_batch_size(n: int) -> None:
 
 
 def test_int64_histogram_sum_is_exact_past_2_to_the_53() -> None:
-    m = stats.Int64(unique("m"))
-    name = metric.HistogramInt64(unique("h"), "", buckets=[1]).record(m)
+    m = stats.Int64("m")
+    name = metric.HistogramInt64("h", "", buckets=[1]).record(m)
     for _ in range(3):
         m.record(None, 2 ** 53 + 1)
     [row] = data(name).rows
@@ -137,8 +140,8 @@ def test_int64_histogram_sum_is_exact_past_2_to_the_53() -> None:
 def test_rows_are_keyed_by_context_values_and_a_missing_key_is_its_own_row() -> None:
     method = event.new_string_key("method")
     code = event.new_int_key("code")
-    m = stats.Float64(unique("m"))
-    name = metric.Scalar(unique("c"), keys=[method, code]).count_float64(m)
+    m = stats.Float64("m")
+    name = metric.Scalar("c", keys=[method, code]).count_float64(m)
     hover = event.label(todo(), method.of("hover"), code.of(200))
     m.record(hover, 1.0)
     m.record(hover, 1.0)
@@ -153,8 +156,8 @@ def test_rows_are_keyed_by_context_values_and_a_missing_key_is_its_own_row() -> 
 
 def test_ambient_opencensus_tags_are_used_when_ctx_is_none() -> None:
     method = event.new_string_key("method")
-    m = stats.Float64(unique("m"))
-    name = metric.Scalar(unique("c"), keys=[method]).count_float64(m)
+    m = stats.Float64("m")
+    name = metric.Scalar("c", keys=[method]).count_float64(m)
     tags = TagMap()
     tags.insert("method", "completion")
     tags.insert("unrelated", "x")
@@ -169,8 +172,8 @@ def test_ambient_opencensus_tags_are_used_when_ctx_is_none() -> None:
 
 def test_measurement_map_records_land_in_the_same_rows_with_the_same_bucket_rule() -> None:
     method = event.new_string_key("method")
-    m = stats.Float64(unique("m"))
-    name = metric.HistogramFloat64(unique("h"), "", buckets=[10, 20], keys=[method]).record(m)
+    m = stats.Float64("m")
+    name = metric.HistogramFloat64("h", "", buckets=[10, 20], keys=[method]).record(m)
     m.record(event.label(todo(), method.of("a")), 10.0)
     tags = TagMap()
     tags.insert("method", "a")
@@ -182,11 +185,11 @@ def test_measurement_map_records_land_in_the_same_rows_with_the_same_bucket_rule
 
 
 def test_plain_opencensus_views_keep_working_beside_ours() -> None:
-    plain = oc_measure.MeasureInt(unique("plain"), "d", "1")
-    view = oc_view.View(unique("plain_view"), "d", [], plain, oc_aggregation.SumAggregation())
+    plain = oc_measure.MeasureInt("plain", "d", "1")
+    view = oc_view.View("plain_view", "d", [], plain, oc_aggregation.SumAggregation())
     oc_stats.stats.view_manager.register_view(view)
-    ours = stats.Int64(unique("ours"))
-    our_name = metric.Scalar(unique("ours_sum")).sum_int64(ours)
+    ours = stats.Int64("ours")
+    our_name = metric.Scalar("ours_sum").sum_int64(ours)
     mmap = oc_stats.stats.stats_recorder.new_measurement_map()
     mmap.measure_int_put(plain, 4)
     mmap.record()
@@ -196,12 +199,12 @@ def test_plain_opencensus_views_keep_working_beside_ours() -> None:
 
 
 def test_an_opencensus_measure_the_app_already_registered_is_adopted() -> None:
-    name = unique("shared")
+    name = "shared"
     app_measure = oc_measure.MeasureFloat(name, "d", "ms")
     oc_stats.stats.view_manager.register_view(oc_view.View(
-        unique("app_view"), "d", [], app_measure, oc_aggregation.CountAggregation()))
+        "app_view", "d", [], app_measure, oc_aggregation.CountAggregation()))
     ours = stats.Float64(name, "d", "ms")
-    metric_name = metric.Scalar(unique("c")).count_float64(ours)
+    metric_name = metric.Scalar("c").count_float64(ours)
     assert metric.opencensus_measure(ours) is app_measure
     mmap = oc_stats.stats.stats_recorder.new_measurement_map()
     mmap.measure_float_put(app_measure, 1.0)
@@ -211,8 +214,8 @@ def test_an_opencensus_measure_the_app_already_registered_is_adopted() -> None:
 
 def test_same_definition_is_the_same_metric_and_another_is_an_error() -> None:
     key = event.new_string_key("k")
-    m = stats.Float64(unique("m"))
-    name = unique("c")
+    m = stats.Float64("m")
+    name = "c"
     assert metric.Scalar(name, "d", keys=[key]).count_float64(m) == name
     assert metric.Scalar(name, "d", keys=[key]).count_float64(m) == name
     m.record(None, 1.0)
@@ -222,16 +225,16 @@ def test_same_definition_is_the_same_metric_and_another_is_an_error() -> None:
     with pytest.raises(ValueError, match="another definition"):
         metric.Scalar(name, "d", keys=[event.new_string_key("k")]).count_float64(m)
     with pytest.raises(ValueError, match="another definition"):
-        metric.Scalar(name, "d", keys=[key]).count_float64(stats.Float64(unique("m")))
+        metric.Scalar(name, "d", keys=[key]).count_float64(stats.Float64("other"))
 
 
 def test_a_name_taken_by_a_plain_opencensus_view_is_an_error() -> None:
-    name = unique("taken")
-    plain = oc_measure.MeasureInt(unique("p"), "d", "1")
+    name = "taken"
+    plain = oc_measure.MeasureInt("p", "d", "1")
     oc_stats.stats.view_manager.register_view(
         oc_view.View(name, "d", [], plain, oc_aggregation.CountAggregation()))
     with pytest.raises(ValueError, match="already has a view"):
-        metric.Scalar(name).count_int64(stats.Int64(unique("m")))
+        metric.Scalar(name).count_int64(stats.Int64("m"))
 
 
 @pytest.mark.parametrize("buckets_, error", [
@@ -241,12 +244,12 @@ def test_a_name_taken_by_a_plain_opencensus_view_is_an_error() -> None:
 ])
 def test_bad_buckets_are_rejected_at_definition(buckets_: Any, error: type) -> None:
     with pytest.raises(error):
-        metric.HistogramFloat64(unique("h"), "", buckets=buckets_)
+        metric.HistogramFloat64("h", "", buckets=buckets_)
 
 
 def test_int64_histograms_take_int_bounds_only() -> None:
     with pytest.raises(TypeError):
-        metric.HistogramInt64(unique("h"), "", buckets=[1, 2.5])
+        metric.HistogramInt64("h", "", buckets=[1, 2.5])
 
 
 @pytest.mark.parametrize("kwargs, error", [
@@ -256,7 +259,7 @@ def test_int64_histograms_take_int_bounds_only() -> None:
     ({"max_rows": 0}, ValueError), ({"description": None}, TypeError),
 ])
 def test_bad_scalar_definitions_are_rejected(kwargs: Any, error: type) -> None:
-    args = {"name": unique("s"), "description": "", "keys": ()}
+    args = {"name": "s", "description": "", "keys": ()}
     args.update(kwargs)
     with pytest.raises(error):
         metric.Scalar(**args)
@@ -264,18 +267,18 @@ def test_bad_scalar_definitions_are_rejected(kwargs: Any, error: type) -> None:
 
 def test_two_keys_with_one_name_in_a_metric_are_rejected() -> None:
     with pytest.raises(ValueError, match="two keys named"):
-        metric.Scalar(unique("s"), keys=[event.new_string_key("k"), event.new_int_key("k")])
+        metric.Scalar("s", keys=[event.new_string_key("k"), event.new_int_key("k")])
 
 
 def test_a_metric_on_the_wrong_measure_type_is_a_type_error() -> None:
     with pytest.raises(TypeError):
-        metric.Scalar(unique("s")).sum_int64(stats.Float64(unique("m")))  # type: ignore[arg-type]
+        metric.Scalar("s").sum_int64(stats.Float64("m"))  # type: ignore[arg-type]
 
 
 def test_non_ascii_tag_values_are_kept_and_long_ones_cut() -> None:
     key = event.new_string_key("file")
-    m = stats.Float64(unique("m"))
-    name = metric.Scalar(unique("c"), keys=[key]).count_float64(m)
+    m = stats.Float64("m")
+    name = metric.Scalar("c", keys=[key]).count_float64(m)
     m.record(event.label(todo(), key.of("r\u00e9sum\u00e9.go")), 1.0)
     m.record(event.label(todo(), key.of("x" * 10000)), 1.0)
     assert set(oc_points(name)) == {("r\u00e9sum\u00e9.go",), ("x" * 255,)}
@@ -283,8 +286,8 @@ def test_non_ascii_tag_values_are_kept_and_long_ones_cut() -> None:
 
 def test_cardinality_is_bounded_and_nothing_is_lost(caplog: pytest.LogCaptureFixture) -> None:
     key = event.new_string_key("user")
-    m = stats.Float64(unique("m"))
-    name = metric.HistogramFloat64(unique("h"), "", buckets=[1], keys=[key],
+    m = stats.Float64("m")
+    name = metric.HistogramFloat64("h", "", buckets=[1], keys=[key],
                                    max_rows=100).record(m)
     for i in range(12000):
         m.record(event.label(todo(), key.of("u%d" % i)), 1.0)
@@ -297,7 +300,7 @@ def test_cardinality_is_bounded_and_nothing_is_lost(caplog: pytest.LogCaptureFix
 
 def test_default_row_limit_is_documented_value() -> None:
     assert metric.MAX_ROWS == 10000
-    assert metric.Scalar(unique("s")).max_rows == 10000
+    assert metric.Scalar("s").max_rows == 10000
 
 
 def _threads(target: Any, n: int) -> None:
@@ -311,10 +314,10 @@ def _threads(target: Any, n: int) -> None:
 
 def test_eight_threads_record_exact_totals() -> None:
     key = event.new_string_key("shard")
-    m = stats.Float64(unique("m"))
-    count = metric.Scalar(unique("c"), keys=[key]).count_float64(m)
-    total = metric.Scalar(unique("s")).sum_float64(m)
-    hist = metric.HistogramFloat64(unique("h"), "", buckets=[1, 2], keys=[key]).record(m)
+    m = stats.Float64("m")
+    count = metric.Scalar("c", keys=[key]).count_float64(m)
+    total = metric.Scalar("s").sum_float64(m)
+    hist = metric.HistogramFloat64("h", "", buckets=[1, 2], keys=[key]).record(m)
     contexts = [event.label(todo(), key.of(str(i % 2))) for i in range(8)]
 
     def work(i: int) -> None:
@@ -335,8 +338,8 @@ def test_eight_threads_record_exact_totals() -> None:
 def test_get_metrics_never_raises_while_threads_add_rows() -> None:
     import threading
     key = event.new_string_key("k")
-    m = stats.Float64(unique("m"))
-    name = metric.HistogramFloat64(unique("h"), "", buckets=[1], keys=[key]).record(m)
+    m = stats.Float64("m")
+    name = metric.HistogramFloat64("h", "", buckets=[1], keys=[key]).record(m)
     writers_done = threading.Event()
     errors: List[BaseException] = []
     reads = []
@@ -407,8 +410,8 @@ def test_records_wait_only_past_the_buffer_limit_while_another_thread_folds() ->
     import threading
 
     from gotools_compat._oc import aggregation as agg
-    m = stats.Float64(unique("m"))
-    name = metric.HistogramFloat64(unique("h"), "", buckets=[1]).record(m)
+    m = stats.Float64("m")
+    name = metric.HistogramFloat64("h", "", buckets=[1]).record(m)
     m.record(None, 0.5)  # makes the row
     recorder = entry(name).recorder  # the rows' table, to hold its lock
     [row] = recorder.rows.values()

@@ -11,7 +11,10 @@ from opencensus.metrics.export.metric_descriptor import MetricDescriptorType as 
 
 from gotools_compat import event, metric, stats
 from gotools_compat.metric import snapshot
-from tests.helpers import entry, oc_metric, unique
+from tests.helpers import entry, oc_metric
+
+# Each test defines its metrics in a fresh registry (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("registry")
 
 SCALARS = [
     ("count_int64", stats.Int64, metric.Kind.COUNT_INT64),
@@ -30,13 +33,13 @@ def _ctx(key: event.Key[str], value: str) -> Any:
 @pytest.mark.parametrize("method, measure_type, kind", SCALARS)
 def test_each_scalar_constructor_registers_its_kind(method: str, measure_type: Any,
                                                     kind: metric.Kind) -> None:
-    name = getattr(metric.Scalar(unique("s")), method)(measure_type(unique("m")))
+    name = getattr(metric.Scalar("s"), method)(measure_type("m"))
     assert entry(name).kind is kind
 
 
 def test_each_histogram_constructor_registers_its_kind() -> None:
-    hi = metric.HistogramInt64(unique("hi"), buckets=[1]).record(stats.Int64(unique("m")))
-    hf = metric.HistogramFloat64(unique("hf"), buckets=[1]).record(stats.Float64(unique("m")))
+    hi = metric.HistogramInt64("hi", buckets=[1]).record(stats.Int64("mi"))
+    hf = metric.HistogramFloat64("hf", buckets=[1]).record(stats.Float64("mf"))
     assert (entry(hi).kind, entry(hf).kind) == (metric.Kind.HISTOGRAM_INT64,
                                                  metric.Kind.HISTOGRAM_FLOAT64)
 
@@ -65,8 +68,8 @@ def test_a_kind_is_the_string_it_used_to_be() -> None:
 @pytest.mark.parametrize("method, measure_type, kind", SCALARS)
 def test_the_opencensus_type_is_the_views(method: str, measure_type: Any,
                                           kind: metric.Kind) -> None:
-    m = measure_type(unique("m"))
-    name = getattr(metric.Scalar(unique("s")), method)(m)
+    m = measure_type("m")
+    name = getattr(metric.Scalar("s"), method)(m)
     m.record(None, 1)
     expected = {"count_int64": T.CUMULATIVE_INT64, "sum_int64": T.CUMULATIVE_INT64,
                 "latest_int64": T.GAUGE_INT64, "count_float64": T.CUMULATIVE_INT64,
@@ -75,8 +78,8 @@ def test_the_opencensus_type_is_the_views(method: str, measure_type: Any,
 
 
 def test_a_histogram_is_a_cumulative_distribution() -> None:
-    m = stats.Int64(unique("m"))
-    name = metric.HistogramInt64(unique("h"), buckets=[1]).record(m)
+    m = stats.Int64("m")
+    name = metric.HistogramInt64("h", buckets=[1]).record(m)
     m.record(None, 1)
     assert entry(name).opencensus_type == T.CUMULATIVE_DISTRIBUTION == oc_metric(
         name).descriptor.type
@@ -84,8 +87,8 @@ def test_a_histogram_is_a_cumulative_distribution() -> None:
 
 def test_registered_lists_the_definition() -> None:
     key = event.new_string_key("route")
-    m = stats.Float64(unique("m"), "latency", "ms")
-    h = metric.HistogramFloat64(unique("h"), "request latency", [0, 2.5, 10], keys=[key],
+    m = stats.Float64("m", "latency", "ms")
+    h = metric.HistogramFloat64("h", "request latency", [0, 2.5, 10], keys=[key],
                                 max_rows=50)
     name = h.record(m)
     e = entry(name)
@@ -96,13 +99,13 @@ def test_registered_lists_the_definition() -> None:
 
 
 def test_a_scalar_has_no_buckets_and_the_default_row_limit() -> None:
-    name = metric.Scalar(unique("c"), "calls").count_int64(stats.Int64(unique("m"), "", "1"))
+    name = metric.Scalar("c", "calls").count_int64(stats.Int64("m", "", "1"))
     e = entry(name)
     assert (e.buckets, e.max_rows, e.keys, e.unit) == ((), metric.MAX_ROWS, (), "1")
 
 
 def test_registered_entries_are_read_only() -> None:
-    e = entry(metric.Scalar(unique("c")).count_int64(stats.Int64(unique("m"))))
+    e = entry(metric.Scalar("c").count_int64(stats.Int64("m")))
     with pytest.raises(AttributeError):
         e.name = "other"
     with pytest.raises(AttributeError):
@@ -112,8 +115,8 @@ def test_registered_entries_are_read_only() -> None:
 
 def test_rows_are_label_value_pairs_in_creation_order() -> None:
     key = event.new_string_key("k")
-    m = stats.Int64(unique("m"))
-    name = metric.Scalar(unique("s"), keys=[key]).sum_int64(m)
+    m = stats.Int64("m")
+    name = metric.Scalar("s", keys=[key]).sum_int64(m)
     m.record(_ctx(key, "b"), 2)
     m.record(None, 7)  # no value for the key: label None
     m.record(_ctx(key, "a"), 3)
@@ -123,8 +126,8 @@ def test_rows_are_label_value_pairs_in_creation_order() -> None:
 
 
 def test_rows_of_a_metric_without_keys_have_empty_labels() -> None:
-    m = stats.Float64(unique("m"))
-    name = metric.Scalar(unique("g")).latest_float64(m)
+    m = stats.Float64("m")
+    name = metric.Scalar("g").latest_float64(m)
     assert list(entry(name).rows()) == []
     m.record(None, 1.5)
     m.record(None, -0.25)
@@ -132,8 +135,8 @@ def test_rows_of_a_metric_without_keys_have_empty_labels() -> None:
 
 
 def test_rows_are_read_when_iterated_not_when_asked_for() -> None:
-    m = stats.Int64(unique("m"))
-    name = metric.Scalar(unique("c")).count_int64(m)
+    m = stats.Int64("m")
+    name = metric.Scalar("c").count_int64(m)
     m.record(None, 1)
     rows = entry(name).rows()
     m.record(None, 1)
@@ -142,8 +145,8 @@ def test_rows_are_read_when_iterated_not_when_asked_for() -> None:
 
 def test_values_are_exact_and_saturated_only_when_asked(
         caplog: pytest.LogCaptureFixture) -> None:
-    m = stats.Int64(unique("m"))
-    name = metric.Scalar(unique("s")).sum_int64(m)
+    m = stats.Int64("m")
+    name = metric.Scalar("s").sum_int64(m)
     for _ in range(3):
         m.record(None, 2 ** 63 - 1)
     e = entry(name)
@@ -155,9 +158,9 @@ def test_values_are_exact_and_saturated_only_when_asked(
 
 
 def test_values_keep_their_type() -> None:
-    f = stats.Float64(unique("m"))
-    count = metric.Scalar(unique("c")).count_float64(f)
-    total = metric.Scalar(unique("s")).sum_float64(f)
+    f = stats.Float64("m")
+    count = metric.Scalar("c").count_float64(f)
+    total = metric.Scalar("s").sum_float64(f)
     f.record(None, 2.0)
     [(_, n)] = entry(count).rows()
     [(_, s)] = entry(total).rows()
@@ -166,8 +169,8 @@ def test_values_keep_their_type() -> None:
 
 def test_the_overflow_row_has_every_label_overflow() -> None:
     a, b = event.new_string_key("a"), event.new_string_key("b")
-    m = stats.Int64(unique("m"))
-    name = metric.Scalar(unique("c"), keys=[a, b], max_rows=2).count_int64(m)
+    m = stats.Int64("m")
+    name = metric.Scalar("c", keys=[a, b], max_rows=2).count_int64(m)
     for i in range(4):
         m.record(event.label(event.background(), a.of(str(i)), b.of("x")), 1)
     assert list(entry(name).rows()) == [
@@ -177,8 +180,8 @@ def test_the_overflow_row_has_every_label_overflow() -> None:
 
 def test_histogram_rows_carry_counts_sum_min_max_and_squared_deviation() -> None:
     key = event.new_string_key("k")
-    m = stats.Float64(unique("m"))
-    name = metric.HistogramFloat64(unique("h"), buckets=[1, 10], keys=[key]).record(m)
+    m = stats.Float64("m")
+    name = metric.HistogramFloat64("h", buckets=[1, 10], keys=[key]).record(m)
     for v in (0.5, 1.0, 4.0, 30.0):
         m.record(_ctx(key, "x"), v)
     [(labels, (counts, total, lo, hi, ssd))] = entry(name).histogram_rows()
@@ -188,8 +191,8 @@ def test_histogram_rows_carry_counts_sum_min_max_and_squared_deviation() -> None
 
 
 def test_int_histogram_rows_have_int_sums() -> None:
-    m = stats.Int64(unique("m"))
-    name = metric.HistogramInt64(unique("h"), buckets=[0, 5]).record(m)
+    m = stats.Int64("m")
+    name = metric.HistogramInt64("h", buckets=[0, 5]).record(m)
     for v in (-3, 0, 7):
         m.record(None, v)
     [((), (counts, total, lo, hi, _))] = entry(name).histogram_rows()
@@ -197,8 +200,8 @@ def test_int_histogram_rows_have_int_sums() -> None:
 
 
 def test_reading_a_metric_with_the_other_method_is_a_type_error() -> None:
-    h = entry(metric.HistogramInt64(unique("h"), buckets=[1]).record(stats.Int64(unique("m"))))
-    c = entry(metric.Scalar(unique("c")).count_int64(stats.Int64(unique("m"))))
+    h = entry(metric.HistogramInt64("h", buckets=[1]).record(stats.Int64("mh")))
+    c = entry(metric.Scalar("c").count_int64(stats.Int64("mc")))
     with pytest.raises(TypeError, match="histogram_rows"):
         h.rows()
     with pytest.raises(TypeError, match="rows()"):
@@ -206,8 +209,8 @@ def test_reading_a_metric_with_the_other_method_is_a_type_error() -> None:
 
 
 def test_start_time_is_the_views_iso_text() -> None:
-    m = stats.Int64(unique("m"))
-    name = metric.Scalar(unique("c")).count_int64(m)
+    m = stats.Int64("m")
+    name = metric.Scalar("c").count_int64(m)
     m.record(None, 1)
     start = entry(name).start_time
     assert start.endswith("Z") and start[10] == "T" and len(start) == 27

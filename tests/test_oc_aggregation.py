@@ -1,262 +1,14 @@
-"""gotools_compat._oc.aggregation: the rows, their bucket rule and their folds, directly.
-
-No metric, no view: rows are made from their aggregations with a lock of
-their own and fed values as the record path feeds them (``row.add``).
-"""
+"""gotools_compat._oc.aggregation: each aggregation's opencensus type and the rows it makes."""
 
 from __future__ import annotations
 
-import copy
-import logging
-import math
 import threading
-from typing import List, Sequence
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from opencensus.metrics.export import value as oc_value
 from opencensus.metrics.export.metric_descriptor import MetricDescriptorType
 
 from gotools_compat._oc import aggregation as agg
-
-
-def histogram(bounds: Sequence[float], is_int: bool = False) -> agg.HistogramRow:
-    row = agg.Distribution(bounds, is_int).new_row(threading.Lock(), ("a",), ("a",))
-    assert isinstance(row, agg.HistogramRow)
-    return row
-
-
-def fill(row: agg.Row, values: Sequence[float]) -> None:
-    for v in values:
-        row.add(v)
-
-
-def reference_counts(bounds: Sequence[float], values: Sequence[float]) -> List[int]:
-    """Per-bucket counts by the rule as written: the first bound >= value, else overflow."""
-    counts = [0] * (len(bounds) + 1)
-    for v in values:
-        counts[next((i for i, b in enumerate(bounds) if v <= b), len(bounds))] += 1
-    return counts
-
-
-# The bucket rule.
-
-def test_a_value_equal_to_a_bound_counts_in_that_bounds_bucket_in_a_small_fold() -> None:
-    row = histogram([0, 10])
-    fill(row, [0, 10, 10.000001])  # fewer than 8: the fold bisects value by value
-    assert row.snapshot()[0] == [1, 1, 1]
-
-
-def test_a_value_equal_to_a_bound_counts_in_that_bounds_bucket_in_a_sorted_fold() -> None:
-    row = histogram([0, 10])
-    fill(row, [0, 0, 10, 10, 10, 10.5, -1, 11, 0.5])  # 8 or more: the fold sorts the batch
-    assert row.snapshot()[0] == [3, 4, 2]
-
-
-def test_zero_and_negative_bounds_are_kept_as_declared() -> None:
-    options = agg.Distribution((-5, 0, 2.5), is_int=False)
-    assert options.bounds == (-5, 0, 2.5)
-    assert options.bucket_options.type_.bounds == [-5.0, 0.0, 2.5]
-    row = histogram((-5, 0, 2.5))
-    fill(row, [-7, -5, -4.9, 0, 1, 3])
-    assert row.snapshot()[0] == [2, 2, 1, 1]
-
-
-def test_a_histogram_without_bounds_counts_everything_in_its_one_bucket() -> None:
-    row = histogram(())
-    fill(row, [-1.0, 0.0, 2.5])
-    assert row.snapshot()[:4] == ([3], 1.5, -1.0, 2.5)
-
-
-# Buffering and folding.
-
-def test_values_stay_buffered_until_drain_at_and_fold_on_the_one_that_fills_it() -> None:
-    row = agg.Count().new_row(threading.Lock(), (), ())
-    assert isinstance(row, agg.CountRow)
-    fill(row, [1.0] * (agg.DRAIN_AT - 1))
-    assert (len(row.buf), row.count) == (agg.DRAIN_AT - 1, 0)
-    row.add(1.0)
-    assert (len(row.buf), row.count) == (0, agg.DRAIN_AT)
-
-
-def test_a_read_folds_the_buffer_first() -> None:
-    row = agg.Sum(is_int=True).new_row(threading.Lock(), (), ())
-    fill(row, [1, 2, 3])
-    assert len(row.buf) == 3
-    assert row.value() == 6
-    assert row.buf == []
-
-
-def test_a_full_buffer_is_left_for_later_while_another_thread_holds_the_lock() -> None:
-    lock = threading.Lock()
-    row = agg.Count().new_row(lock, (), ())
-    with lock:
-        fill(row, [1.0] * (agg.DRAIN_AT + 5))
-        assert len(row.buf) == agg.DRAIN_AT + 5
-    assert row.value() == agg.DRAIN_AT + 5
-
-
-def test_a_buffer_at_drain_limit_waits_for_the_lock_and_folds() -> None:
-    lock = threading.Lock()
-    row = agg.Count().new_row(lock, (), ())
-    lock.acquire()
-    threading.Timer(0.2, lock.release).start()
-    fill(row, [1.0] * (agg.DRAIN_LIMIT - 1))
-    assert (len(row.buf), row.count) == (agg.DRAIN_LIMIT - 1, 0)
-    row.add(1.0)  # waits for the timer's release, then folds
-    assert (len(row.buf), row.count) == (0, agg.DRAIN_LIMIT)
-
-
-def test_each_value_is_counted_once_when_threads_record_and_read_together() -> None:
-    row = histogram([1, 2, 3], is_int=True)
-    per_thread = 20_000
-
-    def record(offset: int) -> None:
-        for i in range(per_thread):
-            row.add((i + offset) % 5)
-
-    threads = [threading.Thread(target=record, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    while any(t.is_alive() for t in threads):
-        row.snapshot()  # reads fold concurrently with the adds
-    for t in threads:
-        t.join()
-    counts, total, lo, hi, _ = row.snapshot()
-    assert counts == [4 * per_thread * 2 // 5, 4 * per_thread // 5, 4 * per_thread // 5,
-                      4 * per_thread // 5]
-    assert (total, lo, hi) == (4 * per_thread * 2, 0, 4)
-
-
-# Exact statistics against a plain-Python reference.
-
-_bounds = st.lists(st.integers(-50, 50), max_size=6, unique=True).map(sorted)
-
-
-@settings(max_examples=60, deadline=None)
-@given(bounds=_bounds, values=st.lists(st.integers(-60, 60), min_size=1, max_size=300))
-def test_int_histogram_counts_sum_min_max_and_deviation_match_a_reference(
-        bounds: List[int], values: List[int]) -> None:
-    row = histogram(bounds, is_int=True)
-    fill(row, values)
-    counts, total, lo, hi, m2 = row.snapshot()
-    assert counts == reference_counts(bounds, values)
-    assert (total, lo, hi) == (sum(values), min(values), max(values))
-    assert type(total) is int
-    mean = sum(values) / len(values)
-    assert m2 == pytest.approx(sum((v - mean) ** 2 for v in values), rel=1e-9, abs=1e-6)
-
-
-@settings(max_examples=60, deadline=None)
-@given(bounds=st.lists(st.floats(-1e3, 1e3), max_size=6, unique=True).map(sorted),
-       values=st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=300))
-def test_float_histogram_counts_sum_min_max_and_deviation_match_a_reference(
-        bounds: List[float], values: List[float]) -> None:
-    row = histogram(bounds)
-    fill(row, values)
-    counts, total, lo, hi, m2 = row.snapshot()
-    assert counts == reference_counts(bounds, values)
-    assert (lo, hi) == (min(values), max(values))
-    assert total == pytest.approx(math.fsum(values), rel=1e-9, abs=1e-9)
-    mean = math.fsum(values) / len(values)
-    assert m2 == pytest.approx(math.fsum((v - mean) ** 2 for v in values), rel=1e-6, abs=1e-6)
-
-
-@settings(max_examples=40, deadline=None)
-@given(batches=st.lists(st.lists(st.integers(0, 1000), min_size=1, max_size=20),
-                        min_size=1, max_size=10))
-def test_merging_folds_of_any_sizes_gives_the_deviation_of_all_values(
-        batches: List[List[int]]) -> None:
-    row = histogram([500], is_int=True)
-    for batch in batches:
-        fill(row, batch)
-        row.drain()  # one fold per batch, small (< 8) and sorted ones mixed
-    values = [v for batch in batches for v in batch]
-    mean = sum(values) / len(values)
-    expected = sum((v - mean) ** 2 for v in values)
-    assert row.snapshot()[4] == pytest.approx(expected, rel=1e-9, abs=1e-6)
-
-
-# Ints stay exact.
-
-def test_int_histogram_sum_min_and_max_are_exact_past_2_to_the_53() -> None:
-    big = 2 ** 53 + 1  # not a double
-    row = histogram([0], is_int=True)
-    fill(row, [big] * 10 + [big + 2])
-    _, total, lo, hi, _ = row.snapshot()
-    assert (total, lo, hi) == (11 * big + 2, big, big + 2)
-    assert type(total) is int
-
-
-def test_int_sum_is_exact_past_2_to_the_53() -> None:
-    row = agg.Sum(is_int=True).new_row(threading.Lock(), (), ())
-    fill(row, [2 ** 53, 1, 1])
-    assert row.value() == 2 ** 53 + 2
-    assert row.to_point(None).value.value == 2 ** 53 + 2
-
-
-def test_int_sum_past_int64_is_exact_but_saturates_on_the_wire_with_one_warning(
-        caplog: pytest.LogCaptureFixture) -> None:
-    row = agg.Sum(is_int=True).new_row(threading.Lock(), ("big",), ("big",))
-    fill(row, [agg.INT64_MAX, agg.INT64_MAX])
-    with caplog.at_level(logging.WARNING, logger=agg.__name__):
-        assert row.value() == 2 * agg.INT64_MAX
-        assert row.wire_value() == agg.INT64_MAX
-        assert row.to_point(None).value.value == agg.INT64_MAX
-    assert len(caplog.records) == 1
-    assert "past the int64 range" in caplog.records[0].getMessage()
-
-
-def test_a_negative_int_sum_past_int64_saturates_at_int64_min() -> None:
-    row = agg.Sum(is_int=True).new_row(threading.Lock(), (), ())
-    fill(row, [agg.INT64_MIN, -1])
-    assert (row.value(), row.wire_value()) == (agg.INT64_MIN - 1, agg.INT64_MIN)
-
-
-# Points and the other kinds.
-
-def test_a_histogram_point_carries_counts_bounds_sum_min_max_and_deviation() -> None:
-    row = histogram([1, 2])
-    fill(row, [0.5, 1.5, 1.5, 5.0])
-    dist = row.to_point("ts").value
-    assert isinstance(dist, agg.CompatDistribution)
-    assert [b.count for b in dist.buckets] == [1, 2, 1]
-    assert dist.bucket_options.type_.bounds == [1.0, 2.0]
-    assert (dist.count, dist.sum, dist.min, dist.max) == (4, 8.5, 0.5, 5.0)
-    assert dist.sum_of_squared_deviation == pytest.approx(11.6875)
-
-
-def test_histogram_points_share_small_bucket_objects_and_make_large_ones() -> None:
-    row = histogram([1])
-    fill(row, [0.0] * (agg._SMALL_INTS + 3) + [2.0])
-    first, second = row.to_point(None).value.buckets, row.to_point(None).value.buckets
-    assert [b.count for b in first] == [agg._SMALL_INTS + 3, 1]
-    assert first[1] is second[1]
-    assert first[0] is not second[0]
-
-
-def test_count_row_counts_values_not_their_sum() -> None:
-    row = agg.Count().new_row(threading.Lock(), (), ())
-    fill(row, [5.0, -2.0, 0.0])
-    point = row.to_point(None)
-    assert isinstance(point.value, oc_value.ValueLong)
-    assert point.value.value == 3
-
-
-def test_float_sum_row_is_a_double_point() -> None:
-    row = agg.Sum(is_int=False).new_row(threading.Lock(), (), ())
-    fill(row, [0.25, 0.5])
-    point = row.to_point(None)
-    assert isinstance(point.value, oc_value.ValueDouble)
-    assert point.value.value == 0.75
-
-
-def test_last_value_row_keeps_the_last_write_without_a_buffer() -> None:
-    row = agg.LastValue(is_int=True).new_row(threading.Lock(), (), ())
-    fill(row, [3, 9, 4])
-    assert (row.buf, row.value()) == ([], 4)
-    assert isinstance(row.to_point(None).value, oc_value.ValueLong)
+from gotools_compat._oc import histogram, rows
 
 
 @pytest.mark.parametrize("aggregation, metric_type", [
@@ -272,70 +24,24 @@ def test_each_aggregation_names_its_opencensus_descriptor_type(
     assert aggregation.get_metric_type(None) == metric_type
 
 
-# Reset and copies.
-
-@pytest.mark.parametrize("make, values, zero", [
-    (lambda: agg.Count().new_row(threading.Lock(), (), ()), [1.0, 2.0], 0),
-    (lambda: agg.Sum(True).new_row(threading.Lock(), (), ()), [1, 2], 0),
-    (lambda: agg.Sum(False).new_row(threading.Lock(), (), ()), [1.5], 0.0),
-    (lambda: agg.LastValue(False).new_row(threading.Lock(), (), ()), [1.5], 0.0),
+@pytest.mark.parametrize("aggregation, row_type, zero", [
+    (agg.Count(), rows.CountRow, 0),
+    (agg.Sum(True), rows.SumRow, 0),
+    (agg.Sum(False), rows.SumRow, 0.0),
+    (agg.LastValue(True), rows.LastValueRow, 0),
+    (agg.LastValue(False), rows.LastValueRow, 0.0),
 ])
-def test_reset_drops_buffered_and_folded_values(make: object, values: List[float],
-                                                zero: float) -> None:
-    row = make()  # type: ignore[operator]
-    fill(row, values)
-    row.drain()
-    fill(row, values)
-    row.reset()
-    assert row.value() == zero
-    assert type(row.value()) is type(zero)
+def test_each_scalar_aggregation_makes_its_row_empty_with_the_labels_and_lock_given(
+        aggregation: agg.Aggregation, row_type: type, zero: float) -> None:
+    lock = threading.Lock()
+    row = aggregation.new_row(lock, ("a",), ("t",))
+    assert type(row) is row_type and (row.lock, row.labels, row.tags) == (lock, ("a",), ("t",))
+    assert row.value() == zero and type(row.value()) is type(zero)  # type: ignore[union-attr]
 
 
-def test_histogram_reset_zeroes_counts_min_max_and_keeps_an_int_sum_an_int() -> None:
-    row = histogram([1], is_int=True)
-    fill(row, [0, 5])
-    row.drain()
-    row.add(3)
-    row.reset()
-    assert row.snapshot() == ([0, 0], 0, None, None, 0.0)
-    assert type(row.snapshot()[1]) is int
-    fill(row, [2, 2])
-    assert row.snapshot() == ([0, 2], 4, 2, 2, 0.0)
-
-
-def test_a_deep_copy_is_a_folded_snapshot_that_shares_nothing() -> None:
-    row = histogram([1], is_int=True)
-    fill(row, [0, 5, 7])
-    clone = copy.deepcopy(row)
-    row.add(0)
-    assert clone.buf == []
-    assert clone.lock is not row.lock
-    assert (clone.labels, clone.tags) == (("a",), ("a",))
-    assert clone.snapshot() == ([1, 2], 12, 0, 7, pytest.approx(26.0))
-    assert row.snapshot()[0] == [2, 2]
-
-
-@pytest.mark.parametrize("make", [
-    lambda: agg.Count().new_row(threading.Lock(), ("x",), ("x",)),
-    lambda: agg.Sum(True).new_row(threading.Lock(), ("x",), ("x",)),
-    lambda: agg.LastValue(True).new_row(threading.Lock(), ("x",), ("x",)),
-])
-def test_a_deep_copy_of_a_scalar_row_keeps_its_value(make: object) -> None:
-    row = make()  # type: ignore[operator]
-    fill(row, [2, 3])
-    clone = copy.deepcopy(row)
-    row.add(10)
-    assert type(clone) is type(row)
-    assert clone.value() == {agg.CountRow: 2, agg.SumRow: 5, agg.LastValueRow: 3}[type(row)]
-
-
-def test_the_small_and_sorted_folds_agree_on_every_value_at_and_around_the_bounds() -> None:
-    bounds = (-1.0, 0.0, 0.5, 10.0)
-    values = [b + d for b in bounds for d in (-1e-9, 0.0, 1e-9)]
-    small, sorted_ = histogram(bounds), histogram(bounds)
-    for v in values:  # one value per fold
-        small.add(v)
-        small.drain()
-    fill(sorted_, values)  # one fold of all twelve
-    assert small.snapshot()[0] == sorted_.snapshot()[0] == reference_counts(bounds, values)
-    assert small.snapshot()[0] == [2, 3, 3, 3, 1]
+def test_a_distribution_makes_histogram_rows_with_its_bounds_as_declared() -> None:
+    distribution = agg.Distribution([-1, 0, 2.5], False)
+    row = distribution.new_row(threading.Lock(), (), ())
+    assert type(row) is histogram.HistogramRow and row.bounds == (-1, 0, 2.5)
+    assert row.snapshot() == ([0, 0, 0, 0], 0.0, None, None, 0.0)
+    assert distribution.bucket_options.type_.bounds == [-1.0, 0.0, 2.5]

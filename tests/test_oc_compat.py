@@ -15,7 +15,7 @@ from opencensus.common.runtime_context import RuntimeContext
 from opencensus.tags import TagContext, TagMap
 
 from gotools_compat import event, metric, stats, todo
-from tests.helpers import oc_points, unique
+from tests.helpers import oc_points
 
 
 def test_record_and_get_metrics_raise_no_deprecation_warning_under_w_error() -> None:
@@ -39,10 +39,11 @@ def test_record_and_get_metrics_raise_no_deprecation_warning_under_w_error() -> 
     assert out.stdout.strip() == "2"
 
 
+@pytest.mark.usefixtures("registry")
 def test_with_current_context_carries_ambient_tags_into_an_executor() -> None:
     key = event.new_string_key("tenant")
-    m = stats.Float64(unique("m"))
-    name = metric.Scalar(unique("c"), keys=[key]).count_float64(m)
+    m = stats.Float64("m")
+    name = metric.Scalar("c", keys=[key]).count_float64(m)
     tags = TagMap()
     tags.insert("tenant", "acme")
     TagContext.set(tags)
@@ -55,10 +56,11 @@ def test_with_current_context_carries_ambient_tags_into_an_executor() -> None:
     assert {k: p.value for k, p in oc_points(name).items()} == {("acme",): 1, (None,): 1}
 
 
+@pytest.mark.usefixtures("registry")
 def test_an_explicit_context_works_the_same_in_any_thread() -> None:
     key = event.new_string_key("tenant")
-    m = stats.Float64(unique("m"))
-    name = metric.Scalar(unique("c"), keys=[key]).count_float64(m)
+    m = stats.Float64("m")
+    name = metric.Scalar("c", keys=[key]).count_float64(m)
     ctx = event.label(todo(), key.of("acme"))
     thread = threading.Thread(target=m.record, args=(ctx, 1.0))
     thread.start()
@@ -66,6 +68,7 @@ def test_an_explicit_context_works_the_same_in_any_thread() -> None:
     assert {k: p.value for k, p in oc_points(name).items()} == {("acme",): 1}
 
 
+@pytest.mark.usefixtures("registry")
 def test_the_core_opens_no_socket_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     opened: List[Any] = []
     real_init = socket.socket.__init__
@@ -76,9 +79,9 @@ def test_the_core_opens_no_socket_at_all(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(socket.socket, "__init__", counting_init)
     key = event.new_string_key("k")
-    m = stats.Float64(unique("m"))
-    metric.HistogramFloat64(unique("h"), "", buckets=[1], keys=[key]).record(m)
-    metric.Scalar(unique("s")).latest_float64(m)
+    m = stats.Float64("m")
+    metric.HistogramFloat64("h", "", buckets=[1], keys=[key]).record(m)
+    metric.Scalar("s").latest_float64(m)
     m.record(event.label(todo(), key.of("v")), 1.0)
     m.record(None, 2.0)
     metric.collect()

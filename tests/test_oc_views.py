@@ -1,8 +1,9 @@
 """gotools_compat._oc.views: the row table, tag mapping and the opencensus view behind it.
 
 A :class:`views.Recorder` is built directly (columns are plain label key
-names); only the tests of :func:`views.register` touch opencensus's
-process-wide view manager, under names no other test uses.
+names); the tests of :func:`views.register` touch opencensus's process-wide
+view manager, each with empty definitions swapped in for the test
+(:func:`views.swap_definitions`, this layer's part of a fresh registry).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from opencensus.tags import TagContext, TagMap
 
 from gotools_compat._oc import aggregation as agg
 from gotools_compat._oc import views
-
-from helpers import unique
 
 
 def recorder(columns: Tuple[str, ...] = ("method", "code"), max_rows: int = 100,
@@ -154,23 +153,34 @@ def test_iso_now_is_opencensus_start_time_format_in_utc() -> None:
 def test_a_new_measure_is_of_the_number_type_asked_for() -> None:
     from opencensus.stats import measure as oc_measure
 
-    m = views.opencensus_measure(unique("v_int"), "d", "By", is_int=True)
-    f = views.opencensus_measure(unique("v_float"), "d", "ms", is_int=False)
+    m = views.opencensus_measure("v_int", "d", "By", is_int=True)
+    f = views.opencensus_measure("v_float", "d", "ms", is_int=False)
     assert type(m) is oc_measure.MeasureInt and type(f) is oc_measure.MeasureFloat
     assert (m.description, m.unit) == ("d", "By")
 
 
 # The opencensus view.
 
+@pytest.fixture
+def fresh_views() -> Iterator[None]:
+    """opencensus's view manager with nothing registered, for one test."""
+    saved = views.swap_definitions(views.empty_definitions())
+    try:
+        yield
+    finally:
+        views.swap_definitions(saved)
+
+
 def registered(is_int: bool = True, accept: Any = lambda value: value,
                columns: Tuple[str, ...] = ("k",)) -> Tuple[Any, views.Recorder, Any]:
-    name = unique("views_test")
+    name = "views_test"
     measure = views.opencensus_measure(name + "_measure", "", "1", is_int)
     rec = views.Recorder(name, columns, agg.Sum(is_int), accept, 100)
     data = views.register(name, "help", measure, rec)
     return measure, rec, data
 
 
+@pytest.mark.usefixtures("fresh_views")
 def test_register_puts_our_view_data_over_the_recorders_rows() -> None:
     measure, rec, data = registered()
     mtvm = oc_stats.stats.view_manager.measure_to_view_map
@@ -181,6 +191,7 @@ def test_register_puts_our_view_data_over_the_recorders_rows() -> None:
         ("a",): 3}
 
 
+@pytest.mark.usefixtures("fresh_views")
 def test_the_view_datas_row_map_is_a_copy() -> None:
     _, rec, data = registered()
     rows = data.tag_value_aggregation_data_map
@@ -189,6 +200,7 @@ def test_the_view_datas_row_map_is_a_copy() -> None:
     assert list(data.tag_value_aggregation_data_map) == [("late",)]
 
 
+@pytest.mark.usefixtures("fresh_views")
 def test_the_view_datas_start_time_follows_the_recorder() -> None:
     _, rec, data = registered()
     with rec.lock:
@@ -196,6 +208,7 @@ def test_the_view_datas_start_time_follows_the_recorder() -> None:
     assert data.start_time == "2031-01-01T00:00:00.000000Z"
 
 
+@pytest.mark.usefixtures("fresh_views")
 def test_a_second_view_of_one_name_is_refused() -> None:
     measure, rec, _ = registered()
     with pytest.raises(ValueError, match="already has a view named %r" % rec.name):
@@ -203,17 +216,20 @@ def test_a_second_view_of_one_name_is_refused() -> None:
                                                              lambda v: v, 10))
 
 
+@pytest.mark.usefixtures("fresh_views")
 def test_an_opencensus_measure_already_registered_is_adopted() -> None:
     measure, _, _ = registered(is_int=True)
     assert views.opencensus_measure(measure.name, "other", "s", is_int=True) is measure
 
 
+@pytest.mark.usefixtures("fresh_views")
 def test_a_registered_measure_of_the_other_number_type_is_refused() -> None:
     measure, _, _ = registered(is_int=True)
     with pytest.raises(ValueError, match="already has a measure named .* of type MeasureInt"):
         views.opencensus_measure(measure.name, "", "1", is_int=False)
 
 
+@pytest.mark.usefixtures("fresh_views")
 def test_a_measurement_map_records_into_the_row_of_its_tags_through_accept() -> None:
     seen = []
 
@@ -229,6 +245,7 @@ def test_a_measurement_map_records_into_the_row_of_its_tags_through_accept() -> 
     assert rec.rows[("x",)].value() == 40
 
 
+@pytest.mark.usefixtures("fresh_views")
 def test_a_value_accept_refuses_is_not_recorded() -> None:
     measure, rec, _ = registered(accept=lambda value: None)
     mmap = oc_stats.stats.stats_recorder.new_measurement_map()
@@ -237,9 +254,40 @@ def test_a_value_accept_refuses_is_not_recorded() -> None:
     assert rec.rows == {}
 
 
+@pytest.mark.usefixtures("fresh_views")
 def test_get_metrics_reads_the_recorders_rows() -> None:
     _, rec, _ = registered()
     rec.row(("a",), ("a",)).add(2 ** 53 + 1)
     [found] = [m for m in oc_stats.stats.get_metrics() if m.descriptor.name == rec.name]
     assert [(tuple(v.value for v in ts.label_values), ts.points[0].value.value)
             for ts in found.time_series] == [(("a",), 2 ** 53 + 1)]
+
+
+def test_swapped_definitions_hide_the_views_registered_before_and_come_back_whole() -> None:
+    outer_measure = views.opencensus_measure("swap_outer", "", "1", True)
+    outer = views.Recorder("swap_outer_view", (), agg.Count(), lambda value: value, 10)
+    saved = views.swap_definitions(views.empty_definitions())
+    try:
+        views.register("swap_outer_view", "", outer_measure, outer)
+        outer.record_nokey(None, 1)
+        outer.record_nokey(None, 1)
+        first = views.swap_definitions(views.empty_definitions())
+        try:
+            assert list(oc_stats.stats.get_metrics()) == []
+            # The name is free here; a measure of another type is not refused.
+            inner_measure = views.opencensus_measure("swap_outer", "", "1", False)
+            inner = views.Recorder("swap_outer_view", (), agg.Count(), lambda value: value, 10)
+            views.register("swap_outer_view", "", inner_measure, inner)
+            inner.record_nokey(None, 1.0)
+            assert [m.time_series[0].points[0].value.value
+                    for m in oc_stats.stats.get_metrics()] == [1]
+        finally:
+            back = views.swap_definitions(first)
+        assert list(back[1]) == ["swap_outer_view"]  # the inner definitions, as they were
+        [found] = oc_stats.stats.get_metrics()
+        assert (found.descriptor.name, found.time_series[0].points[0].value.value) == (
+            "swap_outer_view", 2)
+        assert views.opencensus_measure("swap_outer", "", "1", True) is outer_measure
+    finally:
+        views.swap_definitions(saved)
+    assert oc_stats.stats.view_manager.get_view("swap_outer_view") is None

@@ -18,8 +18,7 @@ from gotools_compat import _promtext as pt
 from gotools_compat import event, metric, stats
 from gotools_compat.agent import Agent
 from gotools_compat.export import ocagent, prometheus
-
-from helpers import unique
+from gotools_compat.testing import fresh_registry
 
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
                      "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
@@ -184,8 +183,13 @@ def _families(text: str, prefix: str) -> Dict[str, List[str]]:
 @pytest.fixture(scope="module")
 def both() -> Iterator[Tuple[str, prometheus.Exporter, Agent]]:
     """A counter, a sum, gauges and a histogram with labels, recorded in-process and
-    sent to an agent that adds no labels of its own."""
-    prefix = unique("same") + "_"
+    sent to an agent that adds no labels of its own (in a registry of their own for
+    the module's tests)."""
+    with fresh_registry():
+        yield from _both("same_")
+
+
+def _both(prefix: str) -> Iterator[Tuple[str, prometheus.Exporter, Agent]]:
     code, method = event.new_string_key("code"), event.new_string_key("method")
     latency = stats.Float64(prefix + "latency", "latency", "ms")
     size = stats.Int64(prefix + "size", "size", "By")

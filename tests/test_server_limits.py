@@ -27,7 +27,6 @@ from gotools_compat.export import prometheus
 from tests.front_door import (FAST, Echo, Lines, child_process, connect, cpu_seconds, exchange,
                               finish, is_closed, parse, read_to_eof, readable, serving, statuses,
                               wait_closed, wait_until)
-from tests.helpers import unique
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 GET_CLOSE = b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -389,8 +388,9 @@ def test_serve_leaves_the_application_its_fds_under_a_64_fd_limit() -> None:
 # -- serve() and many slow clients ------------------------------------------------
 
 
+@pytest.mark.usefixtures("registry")
 def test_serve_holds_700_slow_clients_on_a_few_threads() -> None:
-    name = unique("slow_hits")
+    name = "slow_hits"
     hits = stats.Int64(name, "hits", "1")
     metric.Scalar(name, "hits").count_int64(hits)
     hits.record(None, 7)

@@ -8,13 +8,15 @@ from typing import Any, List
 import pytest
 
 from gotools_compat import event, metric, stats, todo
-from tests.helpers import unique
+
+# Each test defines its measures in a fresh registry (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("registry")
 
 
 def sum_of(measure: Any) -> Any:
-    name = metric.Scalar(unique("sum")).sum_float64(measure) if isinstance(
-        measure, stats.Float64) else metric.Scalar(unique("sum")).sum_int64(measure)
-    return name
+    if isinstance(measure, stats.Float64):
+        return metric.Scalar("sum").sum_float64(measure)
+    return metric.Scalar("sum").sum_int64(measure)
 
 
 def values_of(name: str) -> List[Any]:
@@ -25,12 +27,12 @@ def values_of(name: str) -> List[Any]:
 
 
 def test_a_measure_keeps_its_definition() -> None:
-    m = stats.Float64(unique("latency"), "the latency", "ms")
+    m = stats.Float64("latency", "the latency", "ms")
     assert (m.description, m.unit) == ("the latency", "ms")
 
 
 def test_same_name_and_definition_gives_the_same_measure() -> None:
-    name = unique("m")
+    name = "m"
     assert stats.Float64(name, "d", "ms") is stats.Float64(name, "d", "ms")
 
 
@@ -40,7 +42,7 @@ def test_same_name_and_definition_gives_the_same_measure() -> None:
     lambda n: stats.Int64(n, "d", "ms"),
 ])
 def test_same_name_with_another_definition_is_a_value_error(other: Any) -> None:
-    name = unique("m")
+    name = "m"
     stats.Float64(name, "d", "ms")
     with pytest.raises(ValueError, match="already exists"):
         other(name)
@@ -56,7 +58,7 @@ def test_same_name_with_another_definition_is_a_value_error(other: Any) -> None:
     (10 ** 400, "out of float range"),
 ])
 def test_float64_drops_and_counts_what_it_cannot_record(value: Any, reason: str) -> None:
-    m = stats.Float64(unique("f"))
+    m = stats.Float64("f")
     name = sum_of(m)
     m.record(None, 1.5)
     m.record(None, value)
@@ -74,7 +76,7 @@ def test_float64_drops_and_counts_what_it_cannot_record(value: Any, reason: str)
     ("3", "not a number"),
 ])
 def test_int64_drops_and_counts_what_it_cannot_record(value: Any, reason: str) -> None:
-    m = stats.Int64(unique("i"))
+    m = stats.Int64("i")
     name = sum_of(m)
     m.record(None, 2 ** 62)
     m.record(None, value)
@@ -84,7 +86,7 @@ def test_int64_drops_and_counts_what_it_cannot_record(value: Any, reason: str) -
 
 
 def test_int64_limits_are_recorded_exactly() -> None:
-    m = stats.Int64(unique("i"))
+    m = stats.Int64("i")
     name = sum_of(m)
     m.record(None, 2 ** 63 - 1)
     m.record(None, -(2 ** 63))
@@ -93,7 +95,7 @@ def test_int64_limits_are_recorded_exactly() -> None:
 
 
 def test_a_drop_is_logged_once_per_reason(caplog: pytest.LogCaptureFixture) -> None:
-    m = stats.Float64(unique("f"))
+    m = stats.Float64("f")
     for _ in range(5):
         m.record(None, math.nan)
     m.record(None, "x")  # type: ignore[arg-type]
@@ -105,7 +107,7 @@ def test_a_drop_is_logged_once_per_reason(caplog: pytest.LogCaptureFixture) -> N
 
 def test_go_style_subscribers_see_every_value_and_cannot_break_recording(
         caplog: pytest.LogCaptureFixture) -> None:
-    m = stats.Float64(unique("f"))
+    m = stats.Float64("f")
     seen: List[Any] = []
     m.subscribe(lambda ctx, measure, value, at: seen.append((ctx, measure, value)))
     m.subscribe(lambda ctx, measure, value, at: 1 / 0)
@@ -121,8 +123,8 @@ def test_go_style_subscribers_see_every_value_and_cannot_break_recording(
 def test_a_context_of_the_wrong_type_falls_back_to_the_ambient_tags(
         caplog: pytest.LogCaptureFixture) -> None:
     key = event.new_string_key("k")
-    m = stats.Float64(unique("f"))
-    name = metric.Scalar(unique("c"), keys=[key]).count_float64(m)
+    m = stats.Float64("f")
+    name = metric.Scalar("c", keys=[key]).count_float64(m)
     m.record({"k": "v"}, 1.0)  # type: ignore[arg-type]
     m.record("nonsense", 1.0)  # type: ignore[arg-type]
     [data] = [d for d in metric.collect() if d.handle() == name]

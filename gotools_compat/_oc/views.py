@@ -9,6 +9,7 @@ same rows as our record path.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import logging
 import threading
@@ -163,6 +164,35 @@ class CompatViewData(oc_view_data.ViewData):  # type: ignore[misc]
         accepted = self.recorder.accept(value)
         if accepted is not None:
             self.recorder.row_for_tag_map(context).add(accepted)
+
+
+# The definitions opencensus's view manager keeps: its views, its measures and
+# their view data.  gotools_compat.testing swaps them (with our own registries)
+# for empty ones and back; its exporters, which are registrations of another
+# kind, stay.  The one MeasureToViewMap object stays too: the view manager, the
+# stats recorder and every MeasurementMap hold it.
+_DEFINITIONS = ("_measure_to_view_data_list_map", "_registered_views", "_registered_measures",
+                "_exported_views")
+Definitions = Tuple[Any, ...]
+
+
+def empty_definitions() -> Definitions:
+    """What a view manager with nothing registered holds."""
+    return (collections.defaultdict(list), {}, {}, set())
+
+
+def swap_definitions(definitions: Definitions) -> Definitions:
+    """Install ``definitions`` in opencensus's view manager; the ones it held before.
+
+    The caller keeps the returned tuple to install it again later; each dict
+    is the live one while installed, so what is registered meanwhile is kept.
+    """
+    mtvm = _measure_to_view_map()
+    with _registry_lock:
+        old = tuple(getattr(mtvm, attribute) for attribute in _DEFINITIONS)
+        for attribute, value in zip(_DEFINITIONS, definitions):
+            setattr(mtvm, attribute, value)
+    return old
 
 
 def register(name: str, description: str, measure: Any, recorder: Recorder) -> CompatViewData:

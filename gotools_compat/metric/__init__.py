@@ -37,9 +37,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-import os
-import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from gotools_compat import _oc  # noqa: F401  (clock patch before opencensus.stats)
 from gotools_compat._oc import aggregation as agg
@@ -51,6 +49,7 @@ from gotools_compat.metric.data import (Float64Data, HistogramFloat64Data, Histo
 from gotools_compat.metric.data import snapshot as _snapshot
 from gotools_compat.metric.snapshot import (HistogramRowSnapshot, HistogramSnapshot, Kind, Labels,
                                             Registered, RowSnapshot)
+from gotools_compat.metric import _registry
 from gotools_compat.stats import Float64, Int64, _Measure
 
 log = logging.getLogger(__name__)
@@ -58,10 +57,6 @@ log = logging.getLogger(__name__)
 MAX_ROWS = 10_000
 
 Number = Union[int, float]
-
-_lock = threading.Lock()
-_metrics: Dict[str, "Registered"] = {}
-
 
 class _Rows(views.Recorder):
     """The rows of one metric, and the subscriber that finds them from a Context.
@@ -113,8 +108,8 @@ OVERFLOW = views.OVERFLOW
 
 def registered() -> List[Registered]:
     """Every metric made with this package, in definition order (what exporters read)."""
-    with _lock:
-        return list(_metrics.values())
+    with _registry.lock:
+        return list(_registry.current().values())
 
 
 def _check_name(name: object, what: str) -> str:
@@ -177,8 +172,9 @@ def _register(info: Any, kind: Kind, measure: _Measure, measure_type: type,
                         % (kind, measure_type.__name__, measure))
     name: str = info.name
     definition = (kind, measure, info.keys, info.description) + extra
-    with _lock:
-        existing = _metrics.get(name)
+    with _registry.lock:
+        metrics = _registry.current()
+        existing = metrics.get(name)
         if existing is not None:
             if existing.definition == definition:
                 return name
@@ -189,8 +185,8 @@ def _register(info: Any, kind: Kind, measure: _Measure, measure_type: type,
                 measure.name, measure.description, measure.unit, isinstance(measure, Int64))
         recorder = _Rows(name, info.keys, aggregation, measure.accept, info.max_rows)
         views.register(name, info.description, measure.opencensus, recorder)
-        measure._add_subscriber(recorder.record if info.keys else recorder.record_nokey)
-        _metrics[name] = Registered(info, definition, recorder, kind.is_gauge)
+        measure._add_subscriber(_registry.subscriber(recorder))
+        metrics[name] = Registered(info, definition, recorder, kind.is_gauge)
     return name
 
 
@@ -276,46 +272,13 @@ def collect() -> List[MetricData]:
     return [_snapshot(entry, now) for entry in entries]
 
 
-# Forks.  A child of os.fork() inherits a copy of every row; reported as is,
-# the parent's totals would be counted again under the child's name.  So a
-# child starts every row from zero (gauges too), with series starting at the
-# fork.  Rows are reset in place, not removed: contexts cache them.  Every
-# lock is held across the fork, so no row is copied half updated and no lock
-# is copied held by a thread the child does not have.  (Exporters register
-# their own hooks later; theirs run first before a fork and after ours in
-# the child.)
-
-def _before_fork() -> None:
-    _lock.acquire()
-    for entry in _metrics.values():
-        entry.recorder.lock.acquire()
-
-
-def _release_after_fork() -> None:
-    for entry in reversed(list(_metrics.values())):
-        entry.recorder.lock.release()
-    _lock.release()
-
-
-def _after_fork_in_child() -> None:
-    start = views.iso_now()
-    for entry in _metrics.values():
-        entry.recorder.reset(start)
-    _release_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_release_after_fork,
-                        after_in_child=_after_fork_in_child)
-
-
 def opencensus_measure(measure: _Measure) -> Any:
     """The opencensus measure behind ``measure`` (for ``MeasurementMap`` interop).
 
     Values recorded on it through opencensus land in the same rows, with the
     same rules, as ``measure.record``.
     """
-    with _lock:
+    with _registry.lock:
         if measure.opencensus is None:
             measure.opencensus = views.opencensus_measure(
                 measure.name, measure.description, measure.unit, isinstance(measure, Int64))
