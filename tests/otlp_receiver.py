@@ -1,8 +1,9 @@
-"""A small, real OTLP/HTTP metrics receiver for the tests.
+"""A small, real OTLP/HTTP metrics and traces receiver for the tests.
 
 An ``http.server`` on 127.0.0.1 (port 0) that takes ``POST /v1/metrics``
-bodies (binary protobuf, gzip or not), decodes them with the
-``opentelemetry-proto`` messages and keeps every request.  It can be told to
+and ``POST /v1/traces`` bodies (binary protobuf, gzip or not), decodes them
+with the ``opentelemetry-proto`` messages and keeps every request (metrics
+in the receiver itself, traces in its :attr:`Receiver.traces`).  It can be told to
 fail (``fail_status``: answer with that status) or be stopped and started
 again on the same port, to play an outage.
 """
@@ -19,8 +20,13 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 PATH = "/v1/metrics"
+TRACES_PATH = "/v1/traces"
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -34,11 +40,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             receiver._note_failure()
             self._answer(receiver.fail_status, b"")
             return
-        if self.path != PATH:
+        if self.path not in (PATH, TRACES_PATH):
             self._answer(404, b"")
             return
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
+        if self.path == TRACES_PATH:
+            receiver.traces._add(ExportTraceServiceRequest.FromString(body),
+                                 dict(self.headers.items()))
+            self._answer(200, ExportTraceServiceResponse().SerializeToString())
+            return
         request = ExportMetricsServiceRequest.FromString(body)
         receiver._add(request, dict(self.headers.items()))
         self._answer(200, ExportMetricsServiceResponse().SerializeToString())
@@ -66,7 +77,7 @@ class Kept:
     """
 
     def __init__(self) -> None:
-        self.requests: List[ExportMetricsServiceRequest] = []
+        self.requests: List[Any] = []  # ExportMetricsServiceRequest (traces: ...Trace...)
         self.headers: List[Dict[str, str]] = []
         self.failures = 0
         self._cond = threading.Condition()
@@ -88,7 +99,7 @@ class Kept:
             self.failures += 1
             self._cond.notify_all()
 
-    def wait_for(self, count: int, deadline: float = 10.0) -> List[ExportMetricsServiceRequest]:
+    def wait_for(self, count: int, deadline: float = 10.0) -> List[Any]:
         """The first ``count`` requests, once they are in (AssertionError after ``deadline``)."""
         end = time.monotonic() + deadline
         with self._cond:
@@ -112,10 +123,14 @@ class Kept:
 
 
 class Receiver(Kept):
-    """Start with :meth:`start`; :attr:`endpoint` is then the URL to export to."""
+    """Start with :meth:`start`; :attr:`endpoint` is then the URL to export to.
+
+    ``fail_status`` fails both paths; failures are counted here.
+    """
 
     def __init__(self) -> None:
         super().__init__()
+        self.traces = Kept()  # the ExportTraceServiceRequests taken on /v1/traces
         self.fail_status = 0
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
@@ -141,6 +156,12 @@ class Receiver(Kept):
     def endpoint(self) -> str:
         return "http://127.0.0.1:%d%s" % (self.port, PATH)
 
+    def __enter__(self) -> "Receiver":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
 
 def find_metric(request: ExportMetricsServiceRequest, name: str) -> Tuple[Any, Any]:
     """(resource, metric) of the metric called ``name`` in ``request``."""
@@ -150,6 +171,12 @@ def find_metric(request: ExportMetricsServiceRequest, name: str) -> Tuple[Any, A
                 if m.name == name:
                     return rm.resource, m
     raise AssertionError("no metric %r in the request" % name)
+
+
+def spans_of(requests: List[Any]) -> List[Tuple[Any, Any]]:
+    """(resource, span) of every span in ``requests`` (ExportTraceServiceRequests), in order."""
+    return [(rs.resource, span) for request in requests for rs in request.resource_spans
+            for ss in rs.scope_spans for span in ss.spans]
 
 
 def attrs(kvs: Any) -> Dict[str, Any]:

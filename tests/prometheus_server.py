@@ -2,8 +2,10 @@
 
 Uses the ``prometheus`` binary that $GOTOOLS_PROMETHEUS names, else the one
 on PATH (Debian's package, which ``scripts/test`` installs in CI); a
-generated config scrapes the given loopback targets every second; data lives
-in a temporary directory.  Queries go to its HTTP API and
+generated config scrapes the given loopback targets every second (or every
+``interval``; with ``honor_labels``, ``metrics_path`` and ``params`` for a
+federating server: ``metrics_path="/federate"``, ``params={"match[]": [...]}``);
+data lives in a temporary directory.  Queries go to its HTTP API and
 are polled with a deadline (never a fixed sleep).
 """
 
@@ -18,7 +20,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 
 def free_port() -> int:
@@ -33,13 +35,19 @@ def binary() -> Optional[str]:
 
 
 class PrometheusServer:
-    def __init__(self, targets: List[str], job: str = "app") -> None:
+    def __init__(self, targets: List[str], job: str = "app", *, interval: str = "1s",
+                 honor_labels: bool = False, metrics_path: str = "/metrics",
+                 params: Optional[Dict[str, List[str]]] = None) -> None:
         found = binary()
         if found is None:
             raise RuntimeError("the prometheus binary is not installed")
         self.binary = found
         self.targets = targets
         self.job = job
+        self.interval = interval
+        self.honor_labels = honor_labels
+        self.metrics_path = metrics_path
+        self.params = params or {}
         self.dir = tempfile.mkdtemp(prefix="gotools-prometheus-")
         self.port = 0
         self.process: Optional["subprocess.Popen[bytes]"] = None
@@ -52,11 +60,17 @@ class PrometheusServer:
     def _write_config(self) -> str:
         path = os.path.join(self.dir, "prometheus.yml")
         targets = ", ".join("'%s'" % t for t in self.targets)
+        params = "".join("      '%s': [%s]\n" % (name, ", ".join("'%s'" % v for v in values))
+                         for name, values in self.params.items())
         with open(path, "w") as f:
-            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                    "  evaluation_interval: 1s\n"
-                    "scrape_configs:\n  - job_name: %s\n    metrics_path: /metrics\n"
-                    "    static_configs:\n      - targets: [%s]\n" % (self.job, targets))
+            f.write("global:\n  scrape_interval: %s\n  scrape_timeout: %s\n"
+                    "  evaluation_interval: %s\n"
+                    "scrape_configs:\n  - job_name: %s\n    metrics_path: %s\n"
+                    "    honor_labels: %s\n%s"
+                    "    static_configs:\n      - targets: [%s]\n"
+                    % (self.interval, self.interval, self.interval, self.job,
+                       self.metrics_path, "true" if self.honor_labels else "false",
+                       "    params:\n" + params if params else "", targets))
         return path
 
     def start(self, deadline: float = 30.0) -> "PrometheusServer":

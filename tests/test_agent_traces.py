@@ -79,7 +79,8 @@ def test_go_trace_fixture_on_tracez_json(agent: Agent) -> None:
 
 def test_tracez_html_page(agent: Agent) -> None:
     post(agent.port, "/v1/trace", GO_TRACE)
-    content_type, body = get(agent.prometheus_port or 0, "/debug/tracez")
+    # The plain tables of before (the live page at /debug/tracez: test_pages_*.py).
+    content_type, body = get(agent.prometheus_port or 0, "/debug/tracez?format=table")
     page = body.decode()
     assert content_type == "text/html; charset=utf-8"
     assert "<tr><td>textDocument/hover</td><td>1</td><td>0</td>" \

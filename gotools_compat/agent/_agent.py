@@ -19,6 +19,7 @@ from gotools_compat._server import Counters, Limits, Server
 from . import _grpc, _http, _lean
 from ._json import MAX_DEPTH
 from ._model import Export
+from ._page_data import PageData, tracez_json
 from ._render import render_parts
 from ._store import COUNTER, GAUGE, Family, Sender, Store
 from ._text import label_pair
@@ -82,8 +83,12 @@ class Agent:
     ``max_bytes_per_span`` each, and ``max_tracez_spans`` in a tracez answer.
 
     ``otlp`` (a URL such as ``http://127.0.0.1:4318``) forwards every metric
-    received as OTLP/HTTP (see :mod:`._otlp`; needs the ``otel`` extra,
-    else ImportError here); its counters are on ``/metrics``.
+    received as OTLP/HTTP to ``/v1/metrics`` and every span kept to
+    ``/v1/traces`` (see :mod:`._otlp` and :mod:`._otlp_traces`; needs the
+    ``otel`` extra, else ImportError here); their counters are on ``/metrics``.
+
+    The live pages (``/``, ``/debug/tracez``) poll ``/metrics.json`` and
+    ``/debug/tracez.json`` every ``page_interval`` seconds.
     """
 
     def __init__(self, listen: str = DEFAULT_LISTEN, prometheus: Optional[str] = DEFAULT_PROMETHEUS,
@@ -97,7 +102,7 @@ class Agent:
                  max_series_per_metric: int = 100_000, max_senders: int = 10_000,
                  max_span_bytes: int = 64 * 1024 * 1024, max_bytes_per_span: int = 64 * 1024,
                  max_tracez_spans: int = 1_000, otlp: Optional[str] = None,
-                 otlp_timeout: float = 10.0) -> None:
+                 otlp_timeout: float = 10.0, page_interval: float = 2.0) -> None:
         self.listen = parse_address(listen)
         self.prometheus = parse_address(prometheus) if prometheus else None
         if max_streams < 1 or max_streams_per_connection < 1 or not stream_idle_timeout > 0 \
@@ -105,6 +110,9 @@ class Agent:
             raise ValueError("max_streams, max_streams_per_connection, stream_idle_timeout "
                              "and max_json_depth must be positive")
         self.max_json_depth = max_json_depth
+        if not page_interval > 0:
+            raise ValueError("page_interval must be positive")
+        self._pages = PageData(float(page_interval))
         self.max_message_bytes = max_message_bytes
         self.limits = dataclasses.replace(limits or Limits(), max_body_bytes=max_message_bytes)
         self._max_streams = max_streams
@@ -120,12 +128,14 @@ class Agent:
         self._otlp_url = otlp
         self._otlp_timeout = otlp_timeout
         self._otlp: Any = None
+        self._otlp_traces: Any = None
         if otlp:
             # Only now the OpenTelemetry packages: ImportError with the extra to install.
-            from . import _otlp
+            from . import _otlp, _otlp_traces
 
             _otlp.metrics_url(otlp)
-            _otlp.load_otel()
+            _otlp.Forwarder.load_otel()
+            _otlp_traces.TraceForwarder.load_otel()
         self.traces = TraceStore(max_spans, self._zipkin.submit if self._zipkin else None,
                                  max_span_bytes=max_span_bytes,
                                  max_bytes_per_span=max_bytes_per_span,
@@ -155,7 +165,10 @@ class Agent:
         return sender
 
     def ingest_spans(self, node: Any, request: Any) -> None:
-        self.traces.add(node, request.spans)
+        kept = self.traces.keep(node, request.spans)
+        otlp = self._otlp_traces
+        if otlp is not None and kept:
+            otlp.submit(node, request.resource if request.HasField("resource") else None, kept)
 
     def _streams_full(self, limit: int) -> None:
         self._counters.hit("max_streams", "a gRPC stream refused (RESOURCE_EXHAUSTED): %d "
@@ -172,12 +185,23 @@ class Agent:
 
     def metrics_parts(self, openmetrics: bool = False) -> List[bytes]:
         """:meth:`metrics_text` in pieces of a few thousand series, as they are sent."""
+        return render_parts(self._snapshot(), openmetrics)
+
+    def _snapshot(self) -> List[Tuple[Family, Any]]:
         snapshot = self._store.snapshot()
         snapshot += self.own_families()
-        otlp = self._otlp
-        if otlp is not None:
-            snapshot += otlp.families()
-        return render_parts(snapshot, openmetrics)
+        for otlp in (self._otlp, self._otlp_traces):
+            if otlp is not None:
+                snapshot += otlp.families()
+        return snapshot
+
+    def page_json(self) -> bytes:
+        """``/metrics.json``: the series of ``/metrics`` for the live page (:mod:`._page_data`)."""
+        return self._pages.metrics_json(self._snapshot)
+
+    def tracez_json(self, query: Any) -> bytes:
+        """``/debug/tracez.json`` for ``query(name, default)`` (see :mod:`._page_data`)."""
+        return tracez_json(self.traces, query, self._pages.interval)
 
     def own_families(self) -> List[Tuple[Family, List[Tuple[bytes, Any]]]]:
         """The agent's own series: bounds hit, connections, streams, series and spans kept."""
@@ -273,8 +297,12 @@ class Agent:
         if self._otlp_url:
             from . import _otlp
 
+            from ._otlp_traces import TraceForwarder
+
             self._otlp = _otlp.Forwarder(self._otlp_url, timeout=self._otlp_timeout)
             self._otlp.start()
+            self._otlp_traces = TraceForwarder(self._otlp_url, timeout=self._otlp_timeout)
+            self._otlp_traces.start()
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -310,9 +338,12 @@ class Agent:
             self._grpc = None
         if self._zipkin is not None:
             self._zipkin.stop(grace)
-        if self._otlp is not None:
-            self._otlp.stop(grace)
-            self._otlp = None
+        forwarders = [f for f in (self._otlp, self._otlp_traces) if f is not None]
+        for forwarder in forwarders:  # their last sends at once
+            forwarder.begin_stop()
+        for forwarder in forwarders:
+            forwarder.stop(grace)
+        self._otlp = self._otlp_traces = None
         for thread in self._threads:
             thread.join(grace)
         self._threads = []

@@ -1,15 +1,20 @@
 """The agent's HTTP routes: ``POST /v1/metrics`` and ``/v1/trace`` in, ``/metrics`` and tracez out.
 
 Served by :mod:`gotools_compat._server` on the agent port (beside gRPC) and
-on the Prometheus port; the framing, limits and timeouts live there.
+on the Prometheus port; the framing, limits and timeouts live there.  The
+live pages (``/``, ``/debug/tracez`` and their assets, from
+:mod:`gotools_compat._pages`) read ``/metrics.json`` and
+``/debug/tracez.json``; ``/debug/tracez?format=table`` is the plain HTML
+tables of before, for a browser without JavaScript.
 """
 
 from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from typing import Any, List, Optional, Protocol
+from typing import Any, Callable, List, Optional, Protocol
 
+from gotools_compat._pages import PAGE_PATHS, asset, json_answer
 from gotools_compat._promtext import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, wants_openmetrics
 from gotools_compat._server import Request, Response, error_response
 
@@ -19,9 +24,7 @@ from ._model import BadRequest
 logger = logging.getLogger(__name__)
 
 _POST_ROUTES = ("/v1/metrics", "/v1/trace")
-_GET_ROUTES = ("/", "/metrics", "/debug/tracez", "/debug/tracez.json")
-_INDEX = (b"gotools-agent: POST /v1/metrics, POST /v1/trace, gRPC (OpenCensus agent "
-          b"protocol); GET /metrics, /debug/tracez\n")
+_GET_ROUTES = frozenset(("/metrics", "/metrics.json", "/debug/tracez.json")) | PAGE_PATHS
 
 
 class App(Protocol):
@@ -36,6 +39,10 @@ class App(Protocol):
     def metrics_parts(self, openmetrics: bool = False) -> List[bytes]: ...
 
     def tracez(self, as_json: bool, limit: int) -> bytes: ...
+
+    def tracez_json(self, query: Callable[[str, str], str]) -> bytes: ...
+
+    def page_json(self) -> bytes: ...
 
     def bad_request(self, peer: str, route: str, error: str) -> None: ...
 
@@ -91,12 +98,28 @@ class Routes:
             openmetrics = wants_openmetrics(request.headers.get("accept", ""))
             return Response(200, self.app.metrics_parts(openmetrics), [
                 ("Content-Type", OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE)])
-        if path == "/":
-            return Response(200, _INDEX, [("Content-Type", "text/plain; charset=utf-8")])
-        as_json = path.endswith(".json") or request.query("format") == "json"
-        try:
-            limit = int(request.query("limit", "100"))
-        except ValueError:
-            limit = 100
-        return Response(200, self.app.tracez(as_json, limit), [
-            ("Content-Type", "application/json" if as_json else "text/html; charset=utf-8")])
+        if path == "/metrics.json":
+            return _answer(json_answer(self.app.page_json()))
+        view = request.query("format")
+        if path == "/debug/tracez.json" or (path == "/debug/tracez" and view == "json"):
+            try:
+                return _answer(json_answer(self.app.tracez_json(request.query)))
+            except BadRequest as exc:
+                return error_response(400, str(exc))
+        if path == "/debug/tracez" and view == "table":
+            try:
+                limit = int(request.query("limit", "50"))
+            except ValueError:
+                limit = 50
+            return Response(200, self.app.tracez(False, limit), [
+                ("Content-Type", "text/html; charset=utf-8"), ("X-Content-Type-Options",
+                                                               "nosniff")])
+        answer = asset(path)
+        if answer is None:  # early() let only known paths through
+            return error_response(404, "no such page: %s" % path)
+        return _answer(answer)
+
+
+def _answer(answer: Any) -> Response:
+    status, headers, body = answer
+    return Response(status, body, headers)

@@ -1,9 +1,11 @@
-"""Forwarding what the agent receives as OTLP/HTTP (``gotools-agent --otlp URL``).
+"""Forwarding the metrics the agent receives as OTLP/HTTP (``gotools-agent --otlp URL``).
 
 Receivers hand every read request to :meth:`Forwarder.submit`, which only
-appends it to a bounded queue: ingest never waits for the network.  One
+appends it to a bounded queue: ingest never waits for the network (the
+queue, thread, backoff and counters are :mod:`._otlp_sender`'s, shared with
+the spans' forwarding, :mod:`._otlp_traces`).  One
 thread drains the queue, rebuilds the opencensus-proto messages, converts them
-with :mod:`gotools_compat._otel_ocproto` (the same mapping as the in-process
+with :mod:`gotools_compat._otel.ocproto` (the same mapping as the in-process
 OpenTelemetry exporter; Go clients' histograms get the agent's repaired
 bucket counts) and sends them with the OpenTelemetry SDK's
 ``OTLPMetricExporter``.
@@ -21,17 +23,16 @@ The OpenTelemetry packages (the ``otel`` extra) are imported only when a
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 import time
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from gotools_compat._oc import proto
 
 from ._lean import node_of
 from ._model import Export
-from ._store import COUNTER, GAUGE, Family, SenderKey, cumulative_counts
+from ._otlp_sender import Sender, signal_url
+from ._store import SenderKey, cumulative_counts
 
 proto.install()
 
@@ -39,37 +40,12 @@ from opencensus.proto.metrics.v1 import metrics_pb2  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-MISSING_EXTRA = ("--otlp needs the OpenTelemetry packages, which are not installed: "
-                 "pip install 'gotools_compat[otel]' (%s)")
-
 _Pending = Dict[str, Tuple[Any, Dict[Tuple[str, ...], Any]]]  # name -> (descriptor, series)
-
-
-def load_otel() -> Tuple[Any, Any, Any, Any]:
-    """(_otel, _otel_ocproto, OTLPMetricExporter, MetricExportResult.SUCCESS);
-    ImportError with the extra to install."""
-    try:
-        from gotools_compat._otel import data as _otel
-        from gotools_compat._otel import ocproto as _otel_ocproto
-
-        with _otel.quiet_imports():
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-                OTLPMetricExporter,
-            )
-            from opentelemetry.sdk.metrics.export import MetricExportResult
-    except ImportError as exc:
-        raise ImportError(MISSING_EXTRA % exc) from None
-    return _otel, _otel_ocproto, OTLPMetricExporter, MetricExportResult.SUCCESS
 
 
 def metrics_url(endpoint: str) -> str:
     """OTLP/HTTP's rule: a base URL gets ``/v1/metrics``; a full one is kept."""
-    url = endpoint.strip()
-    if "://" not in url:
-        raise ValueError("--otlp %r: expected a URL such as http://127.0.0.1:4318" % endpoint)
-    if url.rstrip("/").endswith("/v1/metrics"):
-        return url
-    return url.rstrip("/") + "/v1/metrics"
+    return signal_url(endpoint, "metrics")
 
 
 def repaired_counts(dist: Any) -> Optional[List[int]]:
@@ -117,102 +93,35 @@ def _combined(kind: int, old: Any, new: Any) -> Any:
     return out
 
 
-class Forwarder:
+class Forwarder(Sender):
     """Sends every metric the agent receives to an OTLP/HTTP endpoint."""
+
+    unit = "series"
+    requires = ("gotools_compat._otel.data", "gotools_compat._otel.ocproto",
+                "opentelemetry.exporter.otlp.proto.http.metric_exporter:OTLPMetricExporter",
+                "opentelemetry.sdk.metrics.export:MetricExportResult.SUCCESS")
+    exports = "failed_exports"
+    thread_name = "gotools-agent-otlp"
 
     def __init__(self, endpoint: str, *, timeout: float = 10.0, max_queue: int = 256,
                  max_series: int = 100_000, max_backoff: float = 30.0,
                  exporter: Any = None) -> None:
-        self.url = metrics_url(endpoint)
-        self._otel, self._ocproto, exporter_class, self._success = load_otel()
-        self._exporter = exporter if exporter is not None else exporter_class(
-            endpoint=self.url, timeout=timeout)
-        self._timeout = timeout
+        self._otel, self._ocproto, exporter_class, success = self.load_otel()
+        super().__init__(metrics_url(endpoint), exporter_class, success, exporter=exporter,
+                         timeout=timeout, max_queue=max_queue, max_backoff=max_backoff)
         self._max_series = max_series
-        self._max_backoff = max_backoff
-        self._queue: Deque[Tuple[SenderKey, Optional[bytes], Export]] = collections.deque()
-        self._max_queue = max_queue
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._thread: Optional[threading.Thread] = None
         # Only the forwarding thread touches these.
         self._nodes: Dict[SenderKey, Optional[bytes]] = {}
         self._pending: Dict[SenderKey, _Pending] = {}
-        self._pending_count = 0
-        # Counters, read by the agent's /metrics.
-        self.sent = 0
-        self.failed_exports = 0
-        self.dropped = 0
-        self.rejected = 0
-
-    # -- the ingest side -----------------------------------------------------
 
     def submit(self, sender: SenderKey, node: Optional[bytes], export: Export) -> None:
         """Queue one read request; never blocks on the network."""
-        with self._cond:
-            if len(self._queue) >= self._max_queue:
-                _, _, oldest = self._queue.popleft()
-                self.dropped += sum(len(series) for _, series in oldest.metrics)
-                logger.warning("OTLP forwarding is behind: a queued request was dropped")
-            self._queue.append((sender, node, export))
-            self._cond.notify()
-
-    def _drop(self, count: int) -> None:
-        with self._cond:  # submit() counts under this lock too
-            self.dropped += count
-
-    # -- lifecycle -------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="gotools-agent-otlp",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self, grace: float = 2.0) -> None:
-        """A last send of what is pending (within ``grace``), then stop."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(grace + self._timeout)
-            self._thread = None
-        try:
-            self._exporter.shutdown()
-        except Exception:  # noqa: BLE001 - shutting down must not raise
-            logger.debug("OTLP exporter shutdown failed", exc_info=True)
-
-    def _run(self) -> None:
-        backoff = 0.0
-        retry_at = 0.0
-        while True:
-            with self._cond:
-                # Requests are merged as they come, also while a retry waits.
-                while not self._stopping and not self._queue:
-                    if self._pending_count and time.monotonic() >= retry_at:
-                        break
-                    self._cond.wait(max(0.0, retry_at - time.monotonic())
-                                    if self._pending_count else None)
-                stopping = self._stopping
-                batch = list(self._queue)
-                self._queue.clear()
-            for sender, node, export in batch:
-                self._merge(sender, node, export)
-            if self._pending_count and (stopping or time.monotonic() >= retry_at):
-                if self._send():
-                    backoff = 0.0
-                else:
-                    backoff = min(self._max_backoff, max(0.5, backoff * 2))
-                    retry_at = time.monotonic() + backoff
-                    if stopping:
-                        logger.warning("OTLP: %d series could not be sent before the stop",
-                                       self._pending_count)
-                        self._drop(self._pending_count)
-            if stopping:
-                return
+        self._enqueue((sender, node, export), sum(len(series) for _, series in export.metrics))
 
     # -- the forwarding thread -------------------------------------------------
 
-    def _merge(self, sender: SenderKey, node: Optional[bytes], export: Export) -> None:
+    def _merge(self, item: Tuple[SenderKey, Optional[bytes], Export]) -> None:
+        sender, node, export = item
         try:
             request = export.request()
         except Exception as exc:  # noqa: BLE001 - a body the fast path took but protobuf refuses
@@ -273,17 +182,9 @@ class Forwarder:
             self._clear()
             return True
         data = otel.MetricsData(resource_metrics=resource_metrics)
-        try:
-            result = self._exporter.export(data, timeout_millis=self._timeout * 1000)
-        except Exception:  # noqa: BLE001 - an exporter must not take the thread down
-            logger.warning("OTLP export to %s failed", self.url, exc_info=True)
-            result = None
-        if result != self._success:
-            self.failed_exports += 1
-            logger.warning("OTLP export of %d series to %s failed; retrying later",
-                           count, self.url)
+        if not self._export(count, self._exporter.export, data,
+                            timeout_millis=self._timeout * 1000):
             return False
-        self.sent += count
         self._clear()
         return True
 
@@ -303,22 +204,3 @@ class Forwarder:
             self.rejected += 1
             return []
         return counts
-
-    # -- the agent's own metrics -------------------------------------------------
-
-    def families(self) -> List[Tuple[Family, List[Tuple[bytes, Any]]]]:
-        """Counters and a gauge for the agent's /metrics, in the renderer's form."""
-        rows = (
-            ("gotools_agent_otlp_sent_series", COUNTER, self.sent,
-             "Series sent to the OTLP endpoint."),
-            ("gotools_agent_otlp_failed_exports", COUNTER, self.failed_exports,
-             "OTLP exports that failed (they are retried)."),
-            ("gotools_agent_otlp_dropped_series", COUNTER, self.dropped,
-             "Series that could not be sent to the OTLP endpoint: queue full or stopped."),
-            ("gotools_agent_otlp_rejected_series", COUNTER, self.rejected,
-             "Series not forwarded because they could not be converted."),
-            ("gotools_agent_otlp_pending_series", GAUGE, self._pending_count,
-             "Series waiting to be sent to the OTLP endpoint."),
-        )
-        return [(Family(name, kind, help_text, ""), [(b"", value)])
-                for name, kind, value, help_text in rows]

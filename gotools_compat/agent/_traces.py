@@ -25,6 +25,11 @@ _OTHER = "(other span names)"
 MAX_STRING = 4096  # characters kept of a span's string
 
 
+def latency_bucket(duration_ns: int) -> int:
+    """The index in LATENCY_LABELS of a span's duration: [label, next label)."""
+    return sum(1 for bound in _LATENCY_NS if duration_ns >= bound)
+
+
 def _hex(raw: bytes) -> str:
     return raw.hex()
 
@@ -49,7 +54,7 @@ class _Cut:
         return text[:self.limit]
 
 
-def _attribute(value: Any, cut: _Cut) -> Any:
+def _attribute(value: Any, cut: Callable[[str], str]) -> Any:
     which = value.WhichOneof("value")
     if which == "string_value":
         return cut(value.string_value.value)
@@ -137,26 +142,36 @@ class TraceStore:
 
     def add(self, node: Any, spans: Any) -> int:
         """Keep the spans of one request; returns the number received."""
+        spans = list(spans)
+        self.keep(node, spans)
+        return len(spans)
+
+    def keep(self, node: Any, spans: Any) -> List[Any]:
+        """Keep the spans of one request; returns the ones kept (not over
+        ``max_bytes_per_span``), as they came, to forward."""
         service = node.service_info.name if node is not None else ""
         cut = _Cut()
+        spans = list(spans)
         records = [span_record(service, span, cut) for span in spans]
         sizes = [record_size(record) for record in records]
         kept = []
+        kept_spans = []
         with self._lock:
             self.received += len(records)
             self.truncated += cut.count
-            for record, size in zip(records, sizes):
+            for span, record, size in zip(spans, records, sizes):
                 self._count(record)
                 if size > self.max_bytes_per_span:
                     self.too_large += 1
                     continue
                 kept.append(record)
+                kept_spans.append(span)
                 self._recent.append((size, record))
                 self._bytes += size
             self._evict()
         if self._on_spans is not None and kept:
             self._on_spans(kept)
-        return len(records)
+        return kept_spans
 
     def _count(self, record: Dict[str, Any]) -> None:
         name = record["name"]
@@ -167,9 +182,7 @@ class TraceStore:
             row = self._names.setdefault(name, [0] * (2 + len(LATENCY_LABELS)))
         row[0] += 1
         row[1] += record["status"]["code"] != 0
-        duration = record["durationNano"]
-        bucket = sum(1 for bound in _LATENCY_NS if duration >= bound)
-        row[2 + bucket] += 1
+        row[2 + latency_bucket(record["durationNano"])] += 1
 
     def _evict(self) -> None:
         recent = self._recent
@@ -194,6 +207,11 @@ class TraceStore:
         with self._lock:
             start = max(0, len(self._recent) - limit)
             return [record for _, record in itertools.islice(self._recent, start, None)]
+
+    def kept(self) -> List[Dict[str, Any]]:
+        """Every span kept, oldest first (references: records are never changed)."""
+        with self._lock:
+            return [record for _, record in self._recent]
 
     def json(self, limit: int = 100) -> bytes:
         doc = {"spanNames": self.summary(), "recent": self.recent(limit)}

@@ -1,4 +1,9 @@
-"""The HTTP endpoint of ``export.prometheus``: every GET or HEAD path is the metrics."""
+"""The HTTP endpoint of ``export.prometheus``: the live page at ``/``, metrics on other paths.
+
+``/`` is the live page (:mod:`gotools_compat._pages`), ``/metrics.json`` its
+data and ``/_pages/...`` its assets; every other GET or HEAD path is the
+metrics, as Go's ``Serve(w, r)`` (``/metrics`` by convention).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ import time
 from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 from gotools_compat import _server
+from gotools_compat._pages import DEFAULT_INTERVAL, PAGE_PATHS, asset, json_answer
+
+from ._prometheus_pages import PageData, Shown
 
 #: The bounds of :meth:`Exporter.serve` (connections, timeouts, sizes).
 Limits = _server.Limits
@@ -15,7 +23,7 @@ SERVE_LIMITS = Limits(max_body_bytes=64 * 1024, workers=2)
 _VARIANTS = 16  # renderings kept, one per (Accept, Accept-Encoding)
 
 
-class Scrapable(Protocol):
+class Scrapable(Shown, Protocol):
     """What the endpoint needs of the exporter."""
 
     def respond(self, accept: str = "", accept_encoding: str = ""
@@ -23,7 +31,7 @@ class Scrapable(Protocol):
 
 
 class _Routes:
-    """Every GET or HEAD path is the metrics (as Go's ``Serve(w, r)``); nothing else is.
+    """``/`` the page, ``/metrics.json`` its data, every other GET or HEAD path the metrics.
 
     Scrapes that arrive together share a rendering: a request is answered
     with the newest rendering that *started* after the request had arrived
@@ -32,8 +40,9 @@ class _Routes:
     rendering per round, not fifty.
     """
 
-    def __init__(self, exporter: Scrapable) -> None:
+    def __init__(self, exporter: Scrapable, page_interval: float = DEFAULT_INTERVAL) -> None:
         self.exporter = exporter
+        self.pages = PageData(exporter, page_interval)
         self._lock = threading.Lock()
         # (accept, accept-encoding) -> (when its rendering started, the answer)
         self._latest: Dict[Tuple[str, str], Tuple[float, Tuple[int, List[Tuple[str, str]],
@@ -45,6 +54,12 @@ class _Routes:
         return _server.error_response(405, "method %s not allowed: GET /metrics" % method)
 
     def handle(self, request: _server.Request) -> _server.Response:
+        path = request.path
+        if path in PAGE_PATHS or path == "/metrics.json":
+            answer = json_answer(self.pages.json()) if path == "/metrics.json" else asset(path,
+                                                                                         False)
+            if answer is not None:  # (None: /debug/tracez, which serve() has not)
+                return _server.Response(answer[0], answer[2], answer[1])
         key = (request.headers.get("accept", ""), request.headers.get("accept-encoding", ""))
         with self._lock:
             latest = self._latest.get(key)
@@ -73,8 +88,11 @@ class Server:
     """
 
     def __init__(self, exporter: Scrapable, addr: str, port: int,
-                 limits: Optional[_server.Limits] = None) -> None:
-        server = _server.Server(_Routes(exporter), limits or SERVE_LIMITS,
+                 limits: Optional[_server.Limits] = None,
+                 page_interval: float = DEFAULT_INTERVAL) -> None:
+        if not page_interval > 0:
+            raise ValueError("page_interval must be positive")
+        server = _server.Server(_Routes(exporter, page_interval), limits or SERVE_LIMITS,
                                 name="gotools_compat-prometheus")
         self.address: str = addr
         self.port: int = server.listen(addr, port)
@@ -86,6 +104,11 @@ class Server:
     def url(self) -> str:
         host = "[%s]" % self.address if ":" in self.address else self.address
         return "http://%s:%d/metrics" % (host, self.port)
+
+    @property
+    def page_url(self) -> str:
+        """The live page of this server's metrics (``/``)."""
+        return self.url[:-len("metrics")]
 
     @property
     def counters(self) -> _server.Counters:

@@ -243,15 +243,19 @@ class Exporter:
         return [body] if environ.get("REQUEST_METHOD") != "HEAD" else [b""]
 
     def serve(self, port: int = DEFAULT_PORT, addr: Optional[str] = DEFAULT_ADDRESS,
-              limits: Optional[Limits] = None) -> "Server":
+              limits: Optional[Limits] = None, *, page_interval: float = 2.0) -> "Server":
         """Serve the metrics over HTTP on ``addr:port`` (port 0: any free port).
 
         ``addr`` "" or None means the default, 127.0.0.1 (loopback only); pass
         "0.0.0.0" or "::" to listen on every interface.  ``limits``: the
         server's bounds (see :class:`Server`).  Returns the running
         :class:`Server`; ``server.stop()`` stops it.
+
+        ``/`` is a live page of every metric (``server.page_url``), which
+        polls ``/metrics.json`` every ``page_interval`` seconds; every other
+        path (``/metrics``) is the exposition.
         """
-        return Server(self, addr or DEFAULT_ADDRESS, port, limits)
+        return Server(self, addr or DEFAULT_ADDRESS, port, limits, page_interval)
 
 
 

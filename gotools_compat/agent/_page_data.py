@@ -1,0 +1,124 @@
+"""What the agent's live pages read: ``/metrics.json`` and ``/debug/tracez.json``.
+
+``/metrics.json`` is the store's snapshot (the series of ``/metrics``, the
+agent's own included) in the shape of :mod:`gotools_compat._pages.metrics_json`.
+
+``/debug/tracez.json`` answers (all carry ``spanNames``, the counts per span
+name as before, ``interval`` and ``kept``, the number of spans kept):
+
+- no query: ``recent``, the latest ``limit`` spans (the answer it always gave);
+- ``?name=N&latency=L`` (``L`` one of ``0s``, ``10us`` ... ``100s``: the
+  bucket ``[L, next)``) or ``?name=N&errors=1``: ``spans``, the kept spans
+  of that name in that bucket (or with an error status), newest first, at
+  most ``limit``, and ``matched``, how many matched in all;
+- ``?trace=T``: ``trace``, every kept span of trace ``T`` (32 hex digits),
+  by start time, at most ``max_tracez_spans``, each with ``offsetNano``, its
+  start after the trace's first (exact: JavaScript numbers cannot hold Unix
+  nanoseconds), and ``matched``.
+
+Each span is the record of :func:`._traces.span_record`.  Bad parameters
+are a :class:`._model.BadRequest` (400).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable, Dict, List, Tuple
+
+from gotools_compat._pages import Changes, Doc, LabelCache, Paced, Texts, document, le_json
+from gotools_compat._pages.metrics_json import sum_json
+from gotools_compat._version import __version__
+
+from ._kinds import GAUGE_HISTOGRAM, HISTOGRAM, SUMMARY, Family, Items
+from ._model import BadRequest
+from ._traces import LATENCY_LABELS, TraceStore, _json_default, latency_bucket
+
+_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+SOURCE = "gotools-agent %s" % __version__
+
+
+class PageData:
+    """``/metrics.json`` of the agent: caches label objects and ``le`` lists."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.paced = Paced(interval)
+        self.changes = Changes()
+        self._labels = LabelCache()
+        self._texts = Texts()
+        self._le: Dict[Tuple[float, ...], bytes] = {}
+
+    def _le_of(self, bounds: Tuple[float, ...]) -> bytes:
+        found = self._le.get(bounds)
+        if found is None:
+            if len(self._le) >= 10_000:
+                self._le.clear()
+            found = self._le[bounds] = le_json(bounds)
+        return found
+
+    def metrics_json(self, snapshot: Callable[[], List[Tuple[Family, Items]]]) -> bytes:
+        """The answer of ``snapshot()``, or a recent one (:class:`Paced`)."""
+        return self.paced.answer(lambda interval: self._build(snapshot(), interval))
+
+    def _build(self, snapshot: List[Tuple[Family, Items]], interval: float) -> bytes:
+        doc = Doc(self._texts)
+        labels = self._labels.get
+        for family, items in snapshot:
+            doc.family(family.name, family.kind, family.help, family.unit)
+            kind = family.kind
+            if kind in (HISTOGRAM, GAUGE_HISTOGRAM):
+                histogram = doc.histogram
+                last: Any = None
+                le = b""
+                for lbl, (bounds, counts, total) in items:
+                    if bounds is not last:  # the store interns bounds: mostly one object
+                        last, le = bounds, self._le_of(bounds)
+                    # (Keyed by labels alone: a series' text is its labels and numbers.)
+                    histogram(labels(lbl), le, counts, sum_json(total), lbl)
+            elif kind == SUMMARY:
+                for lbl, (count, total, quantiles) in items:
+                    doc.summary(labels(lbl), count, total, quantiles)
+            else:
+                scalar = doc.scalar
+                for lbl, value in items:
+                    scalar(labels(lbl), value)
+        return document(doc.families(), source=SOURCE, interval=interval,
+                        changes=self.changes, tracez=True)
+
+
+def tracez_json(traces: TraceStore, query: Callable[[str, str], str], interval: float) -> bytes:
+    """The ``/debug/tracez.json`` answer for the request's ``query(name, default)``."""
+    try:
+        limit = int(query("limit", "100"))
+    except ValueError:
+        limit = 100
+    doc: Dict[str, Any] = {"spanNames": traces.summary(), "interval": interval}
+    name, trace = query("name", ""), query("trace", "").lower()
+    if trace:
+        if not _TRACE_ID.match(trace):
+            raise BadRequest("trace: expected 32 hex digits, not %r" % trace[:64])
+        kept = traces.kept()
+        spans = [record for record in kept if record["traceId"] == trace]
+        spans.sort(key=lambda record: record["startUnixNano"])
+        start = spans[0]["startUnixNano"] if spans else 0
+        # offsetNano: exact, where a browser's doubles cannot tell nanoseconds
+        # of Unix time apart (2**53 ns is 104 days).
+        shown = [dict(record, offsetNano=record["startUnixNano"] - start)
+                 for record in spans[:traces.max_tracez_spans]]
+        doc.update(kept=len(kept), matched=len(spans), trace=shown)
+    elif name:
+        latency, errors = query("latency", ""), query("errors", "") not in ("", "0")
+        if latency and latency not in LATENCY_LABELS:
+            raise BadRequest("latency: one of %s, not %r" % (", ".join(LATENCY_LABELS),
+                                                             latency[:64]))
+        bucket = LATENCY_LABELS.index(latency) if latency else -1
+        kept = traces.kept()
+        spans = [record for record in reversed(kept) if record["name"] == name
+                 and (bucket < 0 or latency_bucket(record["durationNano"]) == bucket)
+                 and (not errors or record["status"]["code"] != 0)]
+        doc.update(kept=len(kept), matched=len(spans),
+                   spans=spans[:max(0, min(limit, traces.max_tracez_spans))])
+    else:
+        doc.update(kept=len(traces.kept()), recent=traces.recent(limit))
+    return json.dumps(doc, default=_json_default).encode("utf-8")  # ASCII: escaped
