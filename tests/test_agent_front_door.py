@@ -174,16 +174,16 @@ def test_300_held_streams_on_one_connection_leave_room_for_another_client(
     try:
         stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
         calls = [stub.Export(held(i), timeout=60) for i in range(300)]
-        # The connection gets max_streams_per_connection (32) of them at a time.
-        wait_until(lambda: gauges(prom)["gotools_agent_open_grpc_streams"] == 32, 10,
-                   "32 streams open")
+        # The connection gets max_streams_per_connection (8) of them at a time.
+        wait_until(lambda: gauges(prom)["gotools_agent_open_grpc_streams"] == 8, 10,
+                   "8 streams open")
         time.sleep(0.3)
-        assert gauges(prom)["gotools_agent_open_grpc_streams"] == 32
+        assert gauges(prom)["gotools_agent_open_grpc_streams"] == 8
         export(agent.port, request("other", 1, 42))
         text = scrape(prom)
         assert line("other", 1, 42) in text
         holding = [i for i in range(300) if line("held", i, i) in text]
-        assert len(holding) == 32
+        assert len(holding) == 8
         release.set()
         ended = {}
         for i, call in enumerate(calls):
@@ -217,7 +217,8 @@ def test_held_streams_over_many_connections_of_one_client_leave_room_for_another
         yield request("held", i, i)
         release.wait(30)
 
-    with Agent("127.0.0.1:0", None, max_streams=150) as agent:
+    with Agent("127.0.0.1:0", None, max_streams=150, max_streams_per_connection=32,
+               limits=Limits(max_grpc_connections_per_peer=4)) as agent:
         channels = [grpc.insecure_channel("127.0.0.1:%d" % agent.port, options=OWN_CONNECTION)
                     for _ in range(10)]
         try:

@@ -46,7 +46,8 @@ class Limits:
     - ``max_grpc_connections_per_peer``: gRPC connections of one client
       address (each holds up to the agent's streams per connection, so that
       one client cannot take every stream); beyond it, its quietest one is
-      closed.
+      closed.  The default, 16, leaves room for a host's web workers that
+      each export on their own connection, all from one address.
     - ``header_timeout``: from the connection (or the end of the previous
       response) to the end of the request head; ``body_timeout``: from the
       head to the end of the body; ``idle_timeout``: a keep-alive connection
@@ -58,7 +59,7 @@ class Limits:
 
     max_connections: int = 0
     max_connections_per_peer: int = 0
-    max_grpc_connections_per_peer: int = 4
+    max_grpc_connections_per_peer: int = 16
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     idle_timeout: float = 120.0

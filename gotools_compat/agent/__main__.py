@@ -28,6 +28,8 @@ DEFAULTS: Dict[str, Any] = {
     "namespace": "promdemo",
     "const_labels": {"vendor": "otc"},
     "target_labels": True,
+    "merge_instances": False,
+    "gauge_merge": "last",
     "expire": 300.0,
     "zipkin": "",
     "otlp": "",
@@ -60,8 +62,9 @@ BOUNDS: Tuple[Tuple[str, type, Any, str], ...] = (
      "any framing (default 16 MiB; 413 above)"),
     ("max_streams", int, 256, "gRPC streams open at once; one more is refused with "
      "RESOURCE_EXHAUSTED (default 256)"),
-    ("max_streams_per_connection", int, 32, "gRPC streams open at once on one connection "
-     "(default 32)"),
+    ("max_streams_per_connection", int, 8, "gRPC streams open at once on one connection "
+     "(default 8; with --max-grpc-connections-per-peer 16, a client address holds at most "
+     "128, half of --max-streams)"),
     ("stream_idle_timeout", float, 120.0, "seconds a gRPC stream may go without a message "
      "before it is ended (default 120)"),
     ("max_json_depth", int, 64, "levels of nesting in a JSON body (default 64; 400 above)"),
@@ -94,7 +97,8 @@ EPILOG = """\
 environment variables (below the options, above --config):
   GOTOOLS_AGENT_LISTEN, GOTOOLS_AGENT_PROMETHEUS, GOTOOLS_AGENT_NAMESPACE,
   GOTOOLS_AGENT_CONST_LABELS (k=v,k=v; empty for none),
-  GOTOOLS_AGENT_TARGET_LABELS (1/0), GOTOOLS_AGENT_EXPIRE, GOTOOLS_AGENT_ZIPKIN,
+  GOTOOLS_AGENT_TARGET_LABELS (1/0), GOTOOLS_AGENT_MERGE_INSTANCES (1/0),
+  GOTOOLS_AGENT_GAUGE_MERGE, GOTOOLS_AGENT_EXPIRE, GOTOOLS_AGENT_ZIPKIN,
   GOTOOLS_AGENT_OTLP, GOTOOLS_AGENT_LOG_LEVEL, and one per bound: the option's
   name in capitals, e.g. GOTOOLS_AGENT_MAX_CONNECTIONS, GOTOOLS_AGENT_HEADER_TIMEOUT
 
@@ -104,9 +108,18 @@ config file (TOML, same names with underscores):
   namespace = "promdemo"
   const_labels = { vendor = "otc" }
   target_labels = true
+  merge_instances = false            # true: one series per job, summed over instances
+  gauge_merge = "last"               # with merge_instances: last, sum, min or max
   expire = 300.0
-  otlp = "http://127.0.0.1:4318"     # forward as OTLP/HTTP; needs gotools_compat[otel]
+  otlp = "http://127.0.0.1:4318"     # metrics and spans as OTLP/HTTP; needs gotools_compat[otel]
   max_connections = 20000            # every bound too, e.g. header_timeout = 5.0
+
+--otlp counts on /metrics, for metrics and for spans (each a bounded queue, with backoff):
+  gotools_agent_otlp_sent_series_total      gotools_agent_otlp_sent_spans_total
+  gotools_agent_otlp_failed_exports_total   gotools_agent_otlp_failed_trace_exports_total
+  gotools_agent_otlp_dropped_series_total   gotools_agent_otlp_dropped_spans_total
+  gotools_agent_otlp_rejected_series_total  gotools_agent_otlp_rejected_spans_total
+  gotools_agent_otlp_pending_series         gotools_agent_otlp_pending_spans   (gauges)
 
 The agent raises its soft open-files limit to the hard limit at start, as Go
 programs do.
@@ -131,15 +144,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-target-labels", action="store_true",
                    help="no job/instance labels from the sender's node; series of different "
                         "senders are then summed (gauges: the newest wins)")
+    p.add_argument("--merge-instances", action="store_true", default=None,
+                   help="one series per job and label set instead of one per instance: "
+                        "counters and histograms are the sum over live instances plus the "
+                        "final totals of gone ones (expired, or restarted), so they never "
+                        "go backwards; gauges are of live instances, see --gauge-merge")
+    p.add_argument("--gauge-merge", choices=("last", "sum", "min", "max"),
+                   help="with --merge-instances, a gauge of several instances is the value "
+                        "of the one heard from last (default), or their sum, min or max")
     p.add_argument("--expire", type=float, metavar="SECONDS",
                    help="drop the series of a sender silent this long (default 300; 0 never)")
     p.add_argument("--zipkin", metavar="URL",
                    help="forward spans to this Zipkin v2 endpoint, "
                         "e.g. http://127.0.0.1:9411/api/v2/spans")
     p.add_argument("--otlp", metavar="URL",
-                   help="forward every metric received as OTLP/HTTP to this endpoint, e.g. "
+                   help="forward every metric received (to <URL>/v1/metrics) and every "
+                        "span kept (to <URL>/v1/traces) as OTLP/HTTP, e.g. "
                         "http://127.0.0.1:4318 (needs: pip install 'gotools_compat[otel]'); "
-                        "what cannot be sent is counted on /metrics")
+                        "what cannot be sent is counted on /metrics (below)")
     p.add_argument("--config", metavar="FILE", help="TOML file with the settings above")
     p.add_argument("--log-level", help="DEBUG, INFO (default), WARNING or ERROR")
     bounds = p.add_argument_group(
@@ -196,8 +218,9 @@ def settings(argv: Optional[Sequence[str]] = None,
         text = env.get("GOTOOLS_AGENT_" + key.upper())
         if text is not None:
             result[key] = text.strip().lower() not in ("0", "false", "no", "") \
-                if key == "target_labels" else text
+                if key in ("target_labels", "merge_instances") else text
     for key in ("listen", "prometheus", "namespace", "expire", "zipkin", "otlp",
+                "merge_instances", "gauge_merge",
                 "log_level", *(name for name, _, _, _ in BOUNDS)):
         value = getattr(args, key)
         if value is not None:
@@ -215,6 +238,9 @@ def settings(argv: Optional[Sequence[str]] = None,
         except (TypeError, ValueError):
             raise ValueError("%s: not a number: %r" % (key, result[key])) from None
     limits(result)  # ValueError for a bad bound
+    result["gauge_merge"] = str(result["gauge_merge"]).strip().lower()
+    if result["gauge_merge"] not in ("last", "sum", "min", "max"):
+        raise ValueError("gauge_merge: %r is not last, sum, min or max" % result["gauge_merge"])
     parse_address(str(result["listen"]))
     if result["prometheus"]:
         parse_address(str(result["prometheus"]))
@@ -252,6 +278,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         agent = Agent(str(s["listen"]), str(s["prometheus"]) or None,
                       namespace=str(s["namespace"]), const_labels=s["const_labels"],
                       target_labels=bool(s["target_labels"]), expire_after=s["expire"],
+                      merge_instances=bool(s["merge_instances"]),
+                      gauge_merge=str(s["gauge_merge"]),
                       max_message_bytes=s["max_message_bytes"], max_spans=s["max_spans"],
                       zipkin=str(s["zipkin"]) or None, otlp=str(s["otlp"]) or None,
                       limits=limits(s), **{name: s[name] for name in _AGENT_KEYS})

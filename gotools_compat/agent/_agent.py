@@ -18,6 +18,7 @@ from gotools_compat._server import Counters, Limits, Server
 
 from . import _grpc, _http, _lean
 from ._json import MAX_DEPTH
+from ._merge import Merger
 from ._model import Export
 from ._page_data import PageData, tracez_json
 from ._render import render_parts
@@ -67,7 +68,10 @@ class Agent:
 
     Series carry ``job`` (the sender's service name) and ``instance``
     (``host:pid``) unless ``target_labels`` is false; a sender silent for
-    ``expire_after`` seconds (0: never) loses its series.
+    ``expire_after`` seconds (0: never) loses its series.  ``merge_instances``:
+    one series per job and label set instead (no ``instance``), counters and
+    histograms summed over live and gone instances, gauges merged by
+    ``gauge_merge`` (``last``, ``sum``, ``min``, ``max``; see :mod:`._merge`).
 
     Bounds: ``limits`` (connections, timeouts, head size: see
     :class:`gotools_compat._server.Limits`; its body size is
@@ -96,13 +100,14 @@ class Agent:
                  target_labels: bool = True, expire_after: float = 300.0,
                  max_message_bytes: int = 16 * 1024 * 1024, max_spans: int = 10_000,
                  zipkin: Optional[str] = None, limits: Optional[Limits] = None,
-                 max_streams: int = 256, max_streams_per_connection: int = 32,
+                 max_streams: int = 256, max_streams_per_connection: int = 8,
                  stream_idle_timeout: float = 120.0, max_json_depth: int = MAX_DEPTH,
                  max_series: int = 1_000_000, max_series_per_sender: int = 100_000,
                  max_series_per_metric: int = 100_000, max_senders: int = 10_000,
                  max_span_bytes: int = 64 * 1024 * 1024, max_bytes_per_span: int = 64 * 1024,
                  max_tracez_spans: int = 1_000, otlp: Optional[str] = None,
-                 otlp_timeout: float = 10.0, page_interval: float = 2.0) -> None:
+                 otlp_timeout: float = 10.0, page_interval: float = 2.0,
+                 merge_instances: bool = False, gauge_merge: str = "last") -> None:
         self.listen = parse_address(listen)
         self.prometheus = parse_address(prometheus) if prometheus else None
         if max_streams < 1 or max_streams_per_connection < 1 or not stream_idle_timeout > 0 \
@@ -123,7 +128,9 @@ class Agent:
                             else const_labels, target_labels, expire_after,
                             max_series=max_series, max_series_per_sender=max_series_per_sender,
                             max_series_per_metric=max_series_per_metric,
-                            max_senders=max_senders)
+                            max_senders=max_senders,
+                            merge=Merger(gauge_merge, max_series, max_series_per_metric)
+                            if merge_instances else None)
         self._zipkin = ZipkinForwarder(zipkin) if zipkin else None
         self._otlp_url = otlp
         self._otlp_timeout = otlp_timeout

@@ -85,6 +85,36 @@ class Limits:
         return value
 
 
+def bounded_update(limits: Limits, total: int, sender: Any, members: Any, name: str,
+                   stored: Optional[Dict[bytes, Any]], series: Dict[bytes, Any],
+                   refused: Dict[str, int]) -> Tuple[int, int]:
+    """The store's update of one sender's family near a bound (``total``: series
+    stored in all): update the stored series and add new ones while the bounds
+    allow; count the others in ``refused``.  Returns (series added, series stored)."""
+    target: Dict[bytes, Any] = {} if stored is None else stored
+    total_room = limits.max_series - total
+    sender_room = limits.max_series_per_sender - sender.count
+    family_room = limits.max_series_per_metric - members.count
+    added = updated = 0
+    for lbl, record in series.items():
+        if lbl in target:
+            target[lbl] = record
+            updated += 1
+        elif added >= total_room:
+            refused[MAX_SERIES] += 1
+        elif added >= sender_room:
+            refused[MAX_SERIES_PER_SENDER] += 1
+        elif added >= family_room:
+            refused[MAX_SERIES_PER_METRIC] += 1
+        else:
+            target[lbl] = record
+            added += 1
+    if stored is None and added:
+        sender.series[name] = target
+        members.senders[sender.key] = sender
+    return added, added + updated
+
+
 def warn(limits: Limits, causes: List[str]) -> None:
     """Log the warnings :meth:`Limits.refuse` asked for (one line each, no traceback)."""
     for cause in causes:

@@ -11,7 +11,7 @@ a million series.  Records are immutable: copying references is enough.
 from __future__ import annotations
 
 from itertools import chain, islice
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ._kinds import Family, Items, Record, merge
 
@@ -36,25 +36,31 @@ class _Chain:
 
 
 def copy_families(lock: Any, names: List[str], members_of: Dict[str, Any],
-                  families: Dict[str, Family], merging: bool) -> List[Tuple[Family, Items]]:
+                  families: Dict[str, Family], merging: bool,
+                  merger: Optional[Any] = None) -> List[Tuple[Family, Items]]:
     """The families ``names`` (sorted) with copies of their senders' series.
 
     ``members_of`` maps a family name to its ``_Members`` (``senders``: key ->
     Sender, each with ``series``: family name -> dict).  With target labels
     every sender has its own label prefix, so no two senders share a series
-    and their dicts are only chained; without (``merging``), they are merged."""
+    and their dicts are only chained; without (``merging``), they are merged,
+    by the ``merger``'s rules (:class:`._merge.Merger`, with the totals of gone
+    instances) when there is one."""
     out: List[Tuple[Family, Items]] = []
-    to_merge: List[Tuple[Family, List[Any]]] = []
+    to_merge: List[Tuple[Family, List[Any], Any]] = []
     budget = _COPY_SLICE
     lock.acquire()
     try:
         for name in names:
             members = members_of.get(name)
             family = families.get(name)
-            if members is None or family is None:
+            gone = merger.copy(name) if merger is not None and family is not None else None
+            if family is None or (members is None and gone is None):
                 continue  # expired meanwhile
+            if gone is not None:
+                budget -= len(gone)
             parts: List[Any] = []
-            for sender in list(members.senders.values()):
+            for sender in list(members.senders.values()) if members is not None else ():
                 series = sender.series.get(name)
                 if series is None:
                     continue  # expired meanwhile
@@ -72,16 +78,18 @@ def copy_families(lock: Any, names: List[str], members_of: Dict[str, Any],
                     budget -= cost
                 parts.append((sender.last_seen, copy) if merging else copy)
             # Few objects a family: each one the collector must track.
-            if not parts:
+            if not parts and gone is None:
                 continue
             if merging:
-                to_merge.append((family, parts))
+                to_merge.append((family, parts, gone))
             else:
                 out.append((family, parts[0].items() if len(parts) == 1 else _Chain(parts)))
     finally:
         lock.release()
+    if merger is not None:
+        return [(family, merger.merged(family, parts, gone)) for family, parts, gone in to_merge]
     if merging:
-        return [(family, _merged(family, parts)) for family, parts in to_merge]
+        return [(family, _merged(family, parts)) for family, parts, _ in to_merge]
     return out
 
 

@@ -14,6 +14,10 @@ present, and copies their series dicts one by one, letting ingest in between.
 
 The store takes metrics in the plain form of :mod:`._model`, whichever wire
 they came over; it never sees protobuf messages or JSON.
+
+With a :class:`._merge.Merger` (``--merge-instances``) the series of one job's
+senders share their label strings (no ``instance``) and a scrape merges them;
+a sender that expires or restarts has its series folded into the merger first.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from ._kinds import Family as Family
 from ._kinds import Record as Record
 from ._kinds import cumulative_counts as cumulative_counts
 from ._kinds import per_bucket as per_bucket
+from ._merge import Merger
 from ._model import Desc, Metric, SeriesOf
 from ._series import Plan, SeriesBuilder
 from ._text import label_pair
@@ -51,10 +56,12 @@ SenderKey = Tuple[str, str, int]
 class Sender:
     """One process that sends to the agent, told apart by its node."""
 
-    __slots__ = ("key", "job", "instance", "prefix", "last_seen", "series", "count")
+    __slots__ = ("key", "job", "instance", "prefix", "last_seen", "series", "count", "start")
 
-    def __init__(self, key: SenderKey, job: str, instance: str, prefix: bytes) -> None:
+    def __init__(self, key: SenderKey, job: str, instance: str, prefix: bytes,
+                 start: Tuple[int, int] = (0, 0)) -> None:
         self.key = key
+        self.start = start  # the node's start time (seconds, nanos); (0, 0): none
         self.job = job
         self.instance = instance
         self.prefix = prefix
@@ -80,6 +87,13 @@ def sender_key(node: Any) -> SenderKey:
     return (node.service_info.name, ident.host_name, ident.pid)
 
 
+def start_of(node: Any) -> Tuple[int, int]:
+    if node is None:
+        return (0, 0)
+    start = node.identifier.start_timestamp
+    return (start.seconds, start.nanos)
+
+
 class Store(SeriesBuilder):
     """Series of all senders, thread-safe and bounded; readers take snapshots.
 
@@ -89,14 +103,17 @@ class Store(SeriesBuilder):
     refused past them, counted by cause (:meth:`limit_counters`,
     :meth:`own_families`) with one WARNING per cause; series already stored
     keep taking new values.  A sender that expires frees its room.
+    ``merge``: see :mod:`._merge` (None: one series per sender).
     """
 
     def __init__(self, namespace: str = "promdemo",
                  const_labels: Optional[Dict[str, str]] = None,
                  target_labels: bool = True, expire_after: float = 300.0, *,
                  max_series: int = 1_000_000, max_series_per_sender: int = 100_000,
-                 max_series_per_metric: int = 100_000, max_senders: int = 10_000) -> None:
+                 max_series_per_metric: int = 100_000, max_senders: int = 10_000,
+                 merge: Optional[Merger] = None) -> None:
         super().__init__()
+        self.merge = merge
         self.namespace = namespace
         self.target_labels = target_labels
         self.expire_after = expire_after
@@ -125,22 +142,56 @@ class Store(SeriesBuilder):
         key = sender_key(node)
         found = self._senders.get(key)
         if found is not None:
+            start = start_of(node) if self.merge is not None else found.start
+            if start != found.start:
+                with self._lock:
+                    self._restarted(found, start)
             return found
         with self._lock:
             found = self._senders.get(key)
             if found is None:
-                found = self._new_sender(key)
+                found = self._new_sender(key, start_of(node))
                 if len(self._senders) < self._limits.max_senders:
                     self._add_sender(found)
         return found
 
-    def _new_sender(self, key: SenderKey) -> Sender:
+    def _new_sender(self, key: SenderKey, start: Tuple[int, int]) -> Sender:
         job, host, pid = key
         instance = "%s:%d" % (host, pid) if host or pid else ""
         pairs = [label_pair(k, v) for k, v in self._const if v]
         if self.target_labels:
-            pairs += [label_pair(k, v) for k, v in (("job", job), ("instance", instance)) if v]
-        return Sender(key, job, instance, b",".join(pairs))
+            target = (("job", job),) if self.merge else (("job", job), ("instance", instance))
+            pairs += [label_pair(k, v) for k, v in target if v]
+        return Sender(key, job, instance, b",".join(pairs), start)
+
+    def _restarted(self, sender: Sender, start: Tuple[int, int]) -> None:
+        """A known sender with another start time: the last series of its former
+        run are folded, and it starts afresh."""
+        if sender.start == start or start == (0, 0):
+            return  # another thread saw it first, or a node without a start time
+        if sender.start != (0, 0) and sender.series:
+            logger.info("sender job=%r instance=%r restarted: its totals so far are folded",
+                        sender.job, sender.instance)
+            self._forget(sender)
+        sender.start = start
+
+    def _forget(self, sender: Sender) -> None:
+        """Drop the series of ``sender`` (expired, or restarted); with a merger,
+        fold them into its totals first."""
+        merge = self.merge
+        for name, series in sender.series.items():
+            if merge is not None:
+                merge.fold(self._families[name], series)
+            members = self._members[name]
+            del members.senders[sender.key]
+            members.count -= len(series)
+            if not members.senders:
+                del self._members[name]
+        if merge is not None and sender.series:
+            merge.instances += 1
+        self._total -= sender.count
+        sender.series = {}  # if it comes back, it starts afresh
+        sender.count = 0
 
     def _add_sender(self, sender: Sender) -> None:
         logger.info("new sender job=%r instance=%r", sender.job, sender.instance)
@@ -163,17 +214,11 @@ class Store(SeriesBuilder):
             logger.info("sender job=%r instance=%r silent for %.0f s: its series are dropped",
                         sender.job, sender.instance, now - sender.last_seen)
             del self._senders[sender.key]
-            for name, series in sender.series.items():
-                members = self._members[name]
-                del members.senders[sender.key]
-                members.count -= len(series)
-                if not members.senders:
-                    del self._members[name]
-            self._total -= sender.count
-            sender.series = {}  # if it comes back, it starts afresh
-            sender.count = 0
+            self._forget(sender)
         if dead:
-            for name in [n for n in self._families if n not in self._members]:
+            gone = self.merge.gone if self.merge is not None else {}
+            for name in [n for n in self._families if n not in self._members
+                         and n not in gone]:
                 self._drop_family(name)
         return len(dead)
 
@@ -264,6 +309,7 @@ class Store(SeriesBuilder):
             if series:
                 updates.append((plan, series))
         limits = self._limits
+        merge = self.merge
         refused = dict.fromkeys(_limits.CAUSES, 0)
         refused[_limits.MAX_SERIES] = full
         taken = 0
@@ -288,6 +334,8 @@ class Store(SeriesBuilder):
                 if members is None:
                     members = self._members[name] = _Members()
                 stored = sender.series.get(name)
+                if merge is not None and stored is not None:
+                    merge.resets(family, stored, series)
                 room = min(limits.max_series - self._total,
                            limits.max_series_per_sender - sender.count,
                            limits.max_series_per_metric - members.count)
@@ -303,8 +351,8 @@ class Store(SeriesBuilder):
                         added = len(stored) - before
                     taken += len(series)
                 else:
-                    added, kept = self._bounded_update(sender, members, name, stored, series,
-                                                       refused)
+                    added, kept = _limits.bounded_update(limits, self._total, sender, members,
+                                                         name, stored, series, refused)
                     taken += kept
                 if not members.senders:
                     del self._members[name]
@@ -316,65 +364,36 @@ class Store(SeriesBuilder):
             _limits.warn(limits, warnings)
         return taken
 
-    def _bounded_update(self, sender: Sender, members: _Members, name: str,
-                        stored: Optional[Dict[bytes, Record]], series: Dict[bytes, Record],
-                        refused: Dict[str, int]) -> Tuple[int, int]:
-        """Update the stored series and add new ones while the bounds allow;
-        count the others in ``refused``.  Returns (series added, series stored)."""
-        limits = self._limits
-        target: Dict[bytes, Record] = {} if stored is None else stored
-        total_room = limits.max_series - self._total
-        sender_room = limits.max_series_per_sender - sender.count
-        family_room = limits.max_series_per_metric - members.count
-        added = updated = 0
-        for lbl, record in series.items():
-            if lbl in target:
-                target[lbl] = record
-                updated += 1
-            elif added >= total_room:
-                refused[_limits.MAX_SERIES] += 1
-            elif added >= sender_room:
-                refused[_limits.MAX_SERIES_PER_SENDER] += 1
-            elif added >= family_room:
-                refused[_limits.MAX_SERIES_PER_METRIC] += 1
-            else:
-                target[lbl] = record
-                added += 1
-        if stored is None and added:
-            sender.series[name] = target
-            members.senders[sender.key] = sender
-        return added, added + updated
-
     # -- reading -----------------------------------------------------------
 
     def snapshot(self) -> List[Tuple[Family, Items]]:
         """Every family with its series, sorted by name; series of one label
-        string from several senders are merged (summed; gauges: the newest).
+        string from several senders are merged (the merger's rules, or summed).
 
         Records are immutable and the dicts are copies: render without a lock.
         The lock is held for a few milliseconds at a time (see
         :mod:`._snapshot`), so ingest goes on during a scrape."""
         lock = self._lock
+        merge = self.merge
         with lock:
             self._expire_locked(time.monotonic())
             names = list(self._members)
+            if merge is not None:
+                names += [name for name in merge.gone if name not in self._members]
         names.sort()
         return _snapshot.copy_families(lock, names, self._members, self._families,
-                                       merging=not self.target_labels)
+                                       merging=not self.target_labels or merge is not None,
+                                       merger=merge)
 
     def limit_counters(self) -> List[Tuple[str, str, int]]:
-        """``(cause, help, series refused)`` for each bound, in a fixed order:
-        ``max_series``, ``max_series_per_sender``, ``max_series_per_metric``,
-        ``max_senders``."""
+        """``(cause, help, series refused)`` for each bound, in :data:`_limits.CAUSES`'s order."""
         with self._lock:
             return self._limits.counters()
 
     def own_families(self) -> List[Tuple[Family, List[Tuple[bytes, Any]]]]:
-        """The store's own series for the agent's /metrics, in the renderer's form:
-        ``gotools_agent_refused_series_total{cause=...}``,
-        ``gotools_agent_rejected_series_total``, ``gotools_agent_series``,
-        ``gotools_agent_senders``."""
+        """The store's own series for the agent's /metrics, in the renderer's form
+        (:func:`._limits.families`, and the merger's)."""
         with self._lock:
-            return _limits.families(self._limits, self._total, len(self._senders),
-                                    self.rejected)
+            own = _limits.families(self._limits, self._total, len(self._senders), self.rejected)
+            return own + self.merge.own_families() if self.merge is not None else own
 
