@@ -89,3 +89,48 @@ def test_long_label_values_are_cut_to_255_characters_with_one_warning(
     assert key.label("q" * 300) == "q" * 255
     warnings = [r for r in caplog.records if "longer than 255" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_label_from_the_root_hands_out_one_context_per_str_or_int_tags() -> None:
+    # A handler labels the same route again and again: the same context comes
+    # back (with the metric rows it found), whatever the root spelling.
+    route = event.new_string_key("route")
+    code = event.new_int_key("code")
+    first = event.label(todo(), route.of("/items"), code.of(200))
+    assert event.label(background(), route.of("/items"), code.of(200)) is first
+    assert event.label(None, route.of("/items"), code.of(200)) is first
+    assert event.label(todo(), route.of("/items"), code.of(404)) is not first
+    assert event.label(todo(), code.of(200), route.of("/items")) is not first  # order kept
+    assert (route.get(first), code.get(first)) == ("/items", 200)
+
+
+def test_label_makes_new_contexts_where_equal_values_would_show_differently() -> None:
+    any_value = event.new_key("v")
+    ratio = event.new_float64_key("ratio")
+    route = event.new_string_key("route")
+    one = event.label(todo(), any_value.of(1))
+    assert any_value.get(event.label(todo(), any_value.of(True))) is True
+    assert any_value.get(event.label(todo(), any_value.of(1.0))) == 1.0
+    assert event.label(todo(), any_value.of(1)) is one  # an int is kept
+    negative = event.label(todo(), ratio.of(-0.0))
+    assert str(ratio.get(negative)) == "-0.0"
+    assert str(ratio.get(event.label(todo(), ratio.of(0.0)))) == "0.0"
+    long = "x" * 300  # past the label length: not kept (and cut in rows)
+    assert event.label(todo(), route.of(long)) is not event.label(todo(), route.of(long))
+    parent = event.label(todo(), route.of("/a"))  # only contexts made from the root
+    assert event.label(parent, route.of("/b")) is not event.label(parent, route.of("/b"))
+    with pytest.raises(TypeError):
+        event.label(todo(), "route=/a")  # type: ignore[arg-type]
+
+
+def test_contexts_kept_for_reuse_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gotools_compat.event import keys
+
+    monkeypatch.setattr(keys, "_interned", {})
+    monkeypatch.setattr(keys, "MAX_INTERNED", 3)
+    n = event.new_int_key("n")
+    kept = [event.label(todo(), n.of(i)) for i in range(3)]
+    assert [event.label(todo(), n.of(i)) for i in range(3)] == kept
+    past = event.label(todo(), n.of(3))
+    assert event.label(todo(), n.of(3)) is not past and n.get(past) == 3
+    assert len(keys._interned) == 3

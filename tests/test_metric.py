@@ -154,6 +154,23 @@ def test_rows_are_keyed_by_context_values_and_a_missing_key_is_its_own_row() -> 
     assert groups[("hover", 200)] == 2  # typed values in Go's Groups()
 
 
+def test_contexts_made_per_request_land_in_their_rows() -> None:
+    # event.label hands a reused context out again: its rows must stay its own.
+    route = event.new_string_key("route")
+    value = event.new_key("value")
+    m = stats.Float64("m")
+    hist = metric.HistogramFloat64("h", buckets=[1, 10], keys=[route]).record(m)
+    count = metric.Scalar("c", keys=[value]).count_float64(m)
+    for i in range(30):
+        m.record(event.label(todo(), route.of("/r%d" % (i % 3))), float(i))
+        m.record(event.label(todo(), value.of(i % 2 == 0)), 0.5)  # True, False: as 1, 0
+        m.record(event.label(todo(), value.of(i % 2)), 0.5)
+    assert {k: (v.count, v.sum) for k, v in oc_points(hist).items()} == {
+        ("/r0",): (10, 135.0), ("/r1",): (10, 145.0), ("/r2",): (10, 155.0), (None,): (60, 30.0)}
+    assert {k: v.value for k, v in oc_points(count).items()} == {
+        ("True",): 15, ("False",): 15, ("0",): 15, ("1",): 15, (None,): 30}
+
+
 def test_ambient_opencensus_tags_are_used_when_ctx_is_none() -> None:
     method = event.new_string_key("method")
     m = stats.Float64("m")

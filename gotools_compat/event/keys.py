@@ -311,8 +311,46 @@ def todo() -> Context:
     return _BACKGROUND
 
 
+#: Contexts made from the root by :func:`label`, by their tags' keys and values
+#: (what a request handler makes again and again: one route, one method).  A
+#: context never changes, so an equal one can be handed out again, with the
+#: metric rows it has found (``Context._rows``): recording with it then costs
+#: what recording with a context made once does.  Only str values of label
+#: length and ints are kept (no two of them are equal yet shown differently,
+#: as 0.0 and -0.0 or 1 and True are), and at most MAX_INTERNED contexts.
+_interned: Dict[Tuple[Any, ...], Context] = {}
+MAX_INTERNED = 4096
+
+
 def label(ctx: Optional[Context], *tags: Tag) -> Context:
     """A context holding ``ctx``'s values plus ``tags`` (later tags win)."""
+    if ctx is _BACKGROUND or ctx is None:
+        key = _interned_key(tags)
+        if key is not None:
+            found = _interned.get(key)
+            if found is None:
+                found = _label(ctx, tags)
+                if len(_interned) < MAX_INTERNED:
+                    _interned[key] = found
+            return found
+    return _label(ctx, tags)
+
+
+def _interned_key(tags: Tuple[Tag, ...]) -> Optional[Tuple[Any, ...]]:
+    """The key of ``tags`` in :data:`_interned`, or None if they are not kept there."""
+    parts: Tuple[Any, ...] = ()
+    for tag in tags:
+        if type(tag) is not Tag:
+            return None  # (and _label says why, if it is not a Tag at all)
+        value = tag.value
+        kind = type(value)
+        if kind is not int and (kind is not str or len(value) > MAX_LABEL_LENGTH):
+            return None
+        parts += (tag.key, value)
+    return parts or None
+
+
+def _label(ctx: Optional[Context], tags: Tuple[Tag, ...]) -> Context:
     if ctx is not None and not isinstance(ctx, Context):
         raise TypeError("label() takes a Context, not %s" % type(ctx).__name__)
     base = ctx._values if ctx is not None else {}
