@@ -14,14 +14,14 @@ import asyncio
 import collections
 import errno
 import logging
-import queue
 import socket
 import threading
-from typing import Dict, List, Optional, Protocol, Tuple
+from typing import Callable, Dict, Hashable, List, Optional, Protocol, Tuple
 
 from .http1 import (PREFACE, PROBATION, WAITING, Connection,
                     peer_host)
 from . import grpc_pipe
+from .jobs import Jobs
 from .limits import Counters, Limits
 from .messages import Request, Response, error_response
 
@@ -38,7 +38,12 @@ BACKLOG = 1024
 
 
 class Handler(Protocol):
-    """What a server serves; ``handle`` runs on a worker thread, ``early`` on the loop."""
+    """What a server serves; ``handle`` runs on a worker thread, ``early`` on the loop.
+
+    It may also have ``share_key(request) -> Optional[Hashable]``, called on
+    the loop: requests with one key (not None) that wait together get one
+    answer (see :mod:`.jobs`).
+    """
 
     def early(self, method: str, target: str) -> Optional[Response]:
         """A response to send instead of reading the body (then the connection closes)."""
@@ -103,8 +108,9 @@ class Server:
         self._max_pending = max(8, self._max_probation)
         self._paused_at: Optional[float] = None
         self._retry: Optional[asyncio.TimerHandle] = None
-        self._jobs: "queue.SimpleQueue[Optional[Tuple[Connection, Request]]]" = \
-            queue.SimpleQueue()
+        self._jobs = Jobs(self._call, self.loop.call_soon_threadsafe)
+        self._share_key: Callable[[Request], Optional[Hashable]] = getattr(
+            handler, "share_key", lambda request: None)
         self._workers: List[threading.Thread] = []
         self._thread: Optional[threading.Thread] = None
 
@@ -136,7 +142,7 @@ class Server:
         self._thread = threading.Thread(target=run, name=self._name + "-loop", daemon=True)
         self._thread.start()
         for i in range(self.limits.workers):
-            worker = threading.Thread(target=self._work, name="%s-worker-%d" % (self._name, i),
+            worker = threading.Thread(target=self._jobs.run, name="%s-worker-%d" % (self._name, i),
                                       daemon=True)
             worker.start()
             self._workers.append(worker)
@@ -145,10 +151,12 @@ class Server:
     def stop(self, grace: float = 2.0) -> None:
         """Close the listeners and every connection; idempotent."""
         thread = self._thread
-        if thread is None:
+        if thread is None:  # never started (or stopped): nothing runs on the loop
             for listener in self._listeners:
                 listener.sock.close()
             self._listeners = []
+            if not self.loop.is_closed() and not self.loop.is_running():
+                self.loop.close()  # now, not in a __del__ at exit
             return
         self._thread = None
         done = threading.Event()
@@ -167,8 +175,7 @@ class Server:
 
         self.loop.call_soon_threadsafe(shut)
         done.wait(grace)
-        for _ in self._workers:
-            self._jobs.put(None)
+        self._jobs.stop(len(self._workers))
         for worker in self._workers:
             worker.join(grace)
         self._workers = []
@@ -397,20 +404,7 @@ class Server:
         self.loop.create_task(grpc_pipe.pump(self, conn, target, head))
 
     def run_handler(self, conn: Connection, request: Request) -> None:
-        self._jobs.put((conn, request))
-
-    def _work(self) -> None:
-        jobs, call_soon = self._jobs, self.loop.call_soon_threadsafe
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            conn, request = job
-            response = self._call(request)
-            try:
-                call_soon(conn.respond, request, response)
-            except RuntimeError:  # the loop is closed: stopping
-                return
+        self._jobs.put(conn, request, self._share_key(request))
 
     def _call(self, request: Request) -> Response:
         try:
