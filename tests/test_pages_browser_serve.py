@@ -1,4 +1,4 @@
-"""The live page of the in-process exporter's serve() in headless Chromium."""
+"""The live pages of the in-process exporter's serve() in headless Chromium: / and /debug/tracez."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any, Iterator, List, Tuple
 
 import pytest
 
-from gotools_compat import event, metric, stats
+from gotools_compat import event, export, metric, stats
+from gotools_compat.event import spans as event_spans
 from gotools_compat.export import prometheus
 from tests.pages_browser import Tab, artefacts, browser_fixture, wait_js
+from tests.test_pages_serve_tracez import SCRIPT, Clock, record_traces
 
 browser = pytest.fixture(scope="module")(browser_fixture)
 pytestmark = pytest.mark.usefixtures("registry")
@@ -85,4 +87,66 @@ def test_serve_draws_this_process_metrics_and_follows_new_records(tab: Tab,
         assert values[-1] == "4"  # the latest value recorded
         assert page.text_content('[data-metric="app_queue"] .value') == "4"
         page.screenshot(path=str(artefacts(tmp_path_factory) / "serve.png"))
+        tab.assert_clean(origin)
+
+
+def tree(page: Any) -> List[Tuple[str, str, int]]:
+    return [tuple(x) for x in page.eval_on_selector_all(  # type: ignore[misc]
+        "#trace li[data-span-id]",
+        "els => els.map(e => [e.dataset.spanId, e.dataset.parentId, +e.dataset.depth])")]
+
+
+def test_serve_tracez_lists_a_buckets_spans_and_opens_their_trace(
+        tab: Tab, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: Any) -> None:
+    clock = Clock()
+    monkeypatch.setattr(event_spans, "_time_ns", clock)
+    exporter = prometheus.new(namespace="app")
+    saved = export.get_exporter()
+    export.set_exporter(exporter)  # the spans that end now are kept for /debug/tracez
+    try:
+        spans = record_traces(clock)
+    finally:
+        export.set_exporter(saved)
+    ids = {name: "%016x" % span.id for name, span in spans.items()}
+    with exporter.serve(port=0, page_interval=0.2) as server:
+        origin = server.page_url.rstrip("/")
+        page = tab.open(server.page_url)
+        page.locator("#tracez-link").click()  # shown: this exporter keeps spans
+        page.wait_for_url(server.tracez_url)
+        row = page.locator('tr[data-span-name="db.query"]')
+        row.wait_for()
+        assert [c.get_attribute("data-count") for c in row.locator("td[data-latency]").all()] \
+            == ["0", "1", "0", "1", "0", "0", "0", "0", "0"]  # 50 us and 2 ms
+        assert row.locator("td[data-errors]").get_attribute("data-errors") == "1"
+        page.click('a[data-name="db.query"][data-latency="1ms"]')
+        listed = page.locator("#spans tr[data-span-id]")
+        listed.first.wait_for()
+        assert listed.count() == 1
+        assert (listed.get_attribute("data-span-id"), listed.get_attribute("data-parent-id")) \
+            == (ids["db"], ids["root"])
+        assert listed.locator("td").all_text_contents()[:3] == [
+            "2026-11-26 07:00:00.000", "2 ms", "app"]
+        listed.click()
+        page.wait_for_selector("#trace li[data-span-id]")
+        assert tree(page) == [(ids["root"], "", 0), (ids["db"], ids["root"], 1),
+                              (ids["dial"], ids["db"], 2), (ids["bad"], ids["root"], 1)]
+        assert page.get_attribute('#trace li[data-span-id="%s"]' % ids["db"], "class") \
+            == "span d1 selected"
+        root = page.locator('#trace li[data-span-id="%s"]' % ids["root"])
+        assert root.locator('dd[data-attribute="method"]').text_content() == SCRIPT
+        assert root.locator("dd").all_text_contents() == [SCRIPT, "5", "true", "0.5"]
+        assert root.locator("[data-duration]").first.text_content() == "5 ms"
+        db = page.locator('#trace li[data-span-id="%s"]' % ids["db"])
+        assert db.locator(".annotations li").all_text_contents() == ["+512 \u00b5s querying"]
+        bad = page.locator('#trace li[data-span-id="%s"]' % ids["bad"])
+        assert bad.locator(".status").text_content() == (
+            "status: error 2 \u2014 ValueError: boom " + SCRIPT)
+        assert bad.locator("rect").get_attribute("class") == "bar err"
+        xs = page.eval_on_selector_all("#trace rect", "els => els.map(e => +e.getAttribute('x'))")
+        assert xs == pytest.approx([0, 0.2, 0.4, 600], abs=0.05)  # offsets in a 5 ms trace
+        assert page.is_visible("#spans")
+        assert page.evaluate("window.__x") is None
+        assert page.evaluate("document.querySelectorAll('img, script:not([src])').length") == 0
+        page.screenshot(path=str(artefacts(tmp_path_factory) / "serve-tracez.png"),
+                        full_page=True)
         tab.assert_clean(origin)

@@ -17,24 +17,25 @@ name as before, ``interval`` and ``kept``, the number of spans kept):
   nanoseconds), and ``matched``.
 
 Each span is the record of :func:`._traces.span_record`.  Bad parameters
-are a :class:`._model.BadRequest` (400).
+are a :class:`._model.BadRequest` (400).  The answer is built by
+:mod:`gotools_compat._pages.tracez_json`, which ``serve()`` of
+``export.prometheus`` uses too, on the spans that end in its process.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any, Callable, Dict, List, Tuple
 
 from gotools_compat._pages import Changes, Doc, LabelCache, Paced, Texts, document, le_json
 from gotools_compat._pages.metrics_json import sum_json
+from gotools_compat._pages.tracez_json import BadQuery
+from gotools_compat._pages.tracez_json import tracez_json as _tracez_json
 from gotools_compat._version import __version__
 
 from ._kinds import GAUGE_HISTOGRAM, HISTOGRAM, SUMMARY, Family, Items
 from ._model import BadRequest
-from ._traces import LATENCY_LABELS, TraceStore, _json_default, latency_bucket
+from ._traces import TraceStore
 
-_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 SOURCE = "gotools-agent %s" % __version__
 
 
@@ -88,37 +89,9 @@ class PageData:
 
 
 def tracez_json(traces: TraceStore, query: Callable[[str, str], str], interval: float) -> bytes:
-    """The ``/debug/tracez.json`` answer for the request's ``query(name, default)``."""
+    """The ``/debug/tracez.json`` answer for the request's ``query(name, default)``
+    (:func:`gotools_compat._pages.tracez_json.tracez_json`, shared with ``serve()``)."""
     try:
-        limit = int(query("limit", "100"))
-    except ValueError:
-        limit = 100
-    doc: Dict[str, Any] = {"spanNames": traces.summary(), "interval": interval}
-    name, trace = query("name", ""), query("trace", "").lower()
-    if trace:
-        if not _TRACE_ID.match(trace):
-            raise BadRequest("trace: expected 32 hex digits, not %r" % trace[:64])
-        kept = traces.kept()
-        spans = [record for record in kept if record["traceId"] == trace]
-        spans.sort(key=lambda record: record["startUnixNano"])
-        start = spans[0]["startUnixNano"] if spans else 0
-        # offsetNano: exact, where a browser's doubles cannot tell nanoseconds
-        # of Unix time apart (2**53 ns is 104 days).
-        shown = [dict(record, offsetNano=record["startUnixNano"] - start)
-                 for record in spans[:traces.max_tracez_spans]]
-        doc.update(kept=len(kept), matched=len(spans), trace=shown)
-    elif name:
-        latency, errors = query("latency", ""), query("errors", "") not in ("", "0")
-        if latency and latency not in LATENCY_LABELS:
-            raise BadRequest("latency: one of %s, not %r" % (", ".join(LATENCY_LABELS),
-                                                             latency[:64]))
-        bucket = LATENCY_LABELS.index(latency) if latency else -1
-        kept = traces.kept()
-        spans = [record for record in reversed(kept) if record["name"] == name
-                 and (bucket < 0 or latency_bucket(record["durationNano"]) == bucket)
-                 and (not errors or record["status"]["code"] != 0)]
-        doc.update(kept=len(kept), matched=len(spans),
-                   spans=spans[:max(0, min(limit, traces.max_tracez_spans))])
-    else:
-        doc.update(kept=len(traces.kept()), recent=traces.recent(limit))
-    return json.dumps(doc, default=_json_default).encode("utf-8")  # ASCII: escaped
+        return _tracez_json(traces, query, interval)
+    except BadQuery as exc:
+        raise BadRequest(str(exc)) from None

@@ -3,31 +3,26 @@ agent's zPages, JSON."""
 
 from __future__ import annotations
 
-import base64
 import collections
-import html
 import itertools
 import json
 import threading
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from gotools_compat._promtext import utf8
+from gotools_compat._pages.tracez_json import LATENCY_LABELS as LATENCY_LABELS
+from gotools_compat._pages.tracez_json import MAX_STRING as MAX_STRING
+from gotools_compat._pages.tracez_json import Cut as _Cut
+from gotools_compat._pages.tracez_json import SpanNames
+from gotools_compat._pages.tracez_json import json_default as _json_default
+from gotools_compat._pages.tracez_json import latency_bucket as latency_bucket
+from gotools_compat._pages.tracez_json import record_size as record_size
+from gotools_compat._pages.tracez_json import tracez_table
 
 from ._kinds import COUNTER, GAUGE, Family
 
-# zPages latency buckets: [0, 10us), [10us, 100us) ... [100s, inf).
-_LATENCY_NS = (10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000,
-               10_000_000_000, 100_000_000_000)
-LATENCY_LABELS = ("0s", "10us", "100us", "1ms", "10ms", "100ms", "1s", "10s", "100s")
+# (The latency buckets, string cuts, record sizes and the tracez JSON are
+# gotools_compat._pages.tracez_json's, shared with serve() of export.prometheus.)
 _KINDS = {0: "UNSPECIFIED", 1: "SERVER", 2: "CLIENT"}
-_MAX_NAMES = 10_000
-_OTHER = "(other span names)"
-MAX_STRING = 4096  # characters kept of a span's string
-
-
-def latency_bucket(duration_ns: int) -> int:
-    """The index in LATENCY_LABELS of a span's duration: [label, next label)."""
-    return sum(1 for bound in _LATENCY_NS if duration_ns >= bound)
 
 
 def _hex(raw: bytes) -> str:
@@ -36,22 +31,6 @@ def _hex(raw: bytes) -> str:
 
 def _nanos(stamp: Any) -> int:
     return int(stamp.seconds) * 1_000_000_000 + int(stamp.nanos)
-
-
-class _Cut:
-    """Cuts strings to ``limit`` characters and counts the ones it cut."""
-
-    __slots__ = ("limit", "count")
-
-    def __init__(self, limit: int = MAX_STRING) -> None:
-        self.limit = limit
-        self.count = 0
-
-    def __call__(self, text: str) -> str:
-        if len(text) <= self.limit:
-            return text
-        self.count += 1
-        return text[:self.limit]
 
 
 def _attribute(value: Any, cut: Callable[[str], str]) -> Any:
@@ -98,17 +77,6 @@ def span_record(service: str, span: Any, cut: Optional[_Cut] = None) -> Dict[str
     }
 
 
-def record_size(record: Dict[str, Any]) -> int:
-    """About how many bytes a span record takes: its strings plus a fixed
-    cost per span, attribute and annotation (Python's dicts and ints)."""
-    size = 2000 + len(record["name"]) + len(record["service"]) + len(record["status"]["message"])
-    for key, value in record["attributes"].items():
-        size += 150 + len(key) + (len(value) if isinstance(value, str) else 0)
-    for annotation in record["annotations"]:
-        size += 300 + len(annotation["value"])
-    return size
-
-
 class TraceStore:
     """The latest spans, bounded in number and in bytes, and counts per span
     name that never shrink.
@@ -133,7 +101,7 @@ class TraceStore:
         self._lock = threading.Lock()
         self._recent: Deque[Tuple[int, Dict[str, Any]]] = collections.deque()
         self._bytes = 0
-        self._names: Dict[str, List[int]] = {}  # name -> [count, errors, *latency]
+        self._names = SpanNames()
         self._on_spans = on_spans
         self.received = 0
         self.too_large = 0  # spans over max_bytes_per_span: not kept
@@ -174,15 +142,7 @@ class TraceStore:
         return kept_spans
 
     def _count(self, record: Dict[str, Any]) -> None:
-        name = record["name"]
-        row = self._names.get(name)
-        if row is None:
-            if len(self._names) >= _MAX_NAMES:
-                name = _OTHER
-            row = self._names.setdefault(name, [0] * (2 + len(LATENCY_LABELS)))
-        row[0] += 1
-        row[1] += record["status"]["code"] != 0
-        row[2 + latency_bucket(record["durationNano"])] += 1
+        self._names.add(record["name"], record["status"]["code"], record["durationNano"])
 
     def _evict(self) -> None:
         recent = self._recent
@@ -195,9 +155,7 @@ class TraceStore:
 
     def summary(self) -> List[Dict[str, Any]]:
         with self._lock:
-            rows = sorted(self._names.items())
-        return [{"name": name, "count": row[0], "errors": row[1],
-                 "latency": dict(zip(LATENCY_LABELS, row[2:]))} for name, row in rows]
+            return self._names.summary()
 
     def recent(self, limit: int = 100) -> List[Dict[str, Any]]:
         """The latest ``limit`` spans, oldest first; at most ``max_tracez_spans``."""
@@ -218,26 +176,7 @@ class TraceStore:
         return json.dumps(doc, default=_json_default).encode("utf-8")  # ASCII: escaped
 
     def html(self, limit: int = 50) -> bytes:
-        head = "".join("<th>&ge;%s</th>" % label for label in LATENCY_LABELS)
-        rows = []
-        for row in self.summary():
-            cells = "".join("<td>%d</td>" % n for n in row["latency"].values())
-            rows.append("<tr><td>%s</td><td>%d</td><td>%d</td>%s</tr>" % (
-                html.escape(row["name"]), row["count"], row["errors"], cells))
-        recent = []
-        for span in reversed(self.recent(limit)):
-            recent.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%.3f ms</td></tr>"
-                          % (html.escape(span["service"]), html.escape(span["name"]),
-                             span["traceId"], span["spanId"], span["durationNano"] / 1e6))
-        page = (
-            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>tracez</title></head>"
-            "<body><h1>tracez</h1><h2>Span names</h2><table border=\"1\">"
-            "<tr><th>Span name</th><th>Count</th><th>Errors</th>%s</tr>%s</table>"
-            "<h2>Latest spans</h2><table border=\"1\"><tr><th>Service</th><th>Span name</th>"
-            "<th>Trace</th><th>Span</th><th>Duration</th></tr>%s</table>"
-            "<p><a href=\"/debug/tracez.json\">JSON</a></p></body></html>"
-        ) % (head, "".join(rows), "".join(recent))
-        return utf8(page)  # a lone surrogate in a name becomes U+FFFD
+        return tracez_table(self.summary(), self.recent(limit))
 
     def own_families(self) -> List[Tuple[Family, List[Tuple[bytes, Any]]]]:
         """Counters and gauges for the agent's /metrics, in the renderer's form."""
@@ -262,8 +201,3 @@ class TraceStore:
         return [(Family(name, kind, help_text, ""), list(series))
                 for name, kind, help_text, series in rows]
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    return str(value)

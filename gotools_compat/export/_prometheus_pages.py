@@ -5,20 +5,30 @@ app's plain opencensus views through their prometheus_client families, and
 the same collisions left out), in the shape of
 :mod:`gotools_compat._pages.metrics_json`.  Label values that Prometheus
 treats as absent (None, "") are left out of a series' labels.
+
+:func:`tracez_answer` is ``/debug/tracez`` (the page of
+:mod:`gotools_compat._pages`), ``/debug/tracez.json`` (the agent's JSON,
+:mod:`gotools_compat._pages.tracez_json`) and ``?format=table``, of the
+spans that ended in this process (:mod:`._prometheus_spans`), once the
+exporter keeps spans (``Exporter.keeps_spans``); ``/metrics.json`` then
+says ``"tracez": true``, and the index page links the page.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 from prometheus_client.core import Metric
 
-from gotools_compat._pages import (Changes, Doc, LabelCache, Paced, Texts, document,
-                                   labels_json, number_json)
+from gotools_compat._pages import (SECURITY_HEADERS, Changes, Doc, LabelCache, Paced, Texts,
+                                   asset, document, json_answer, labels_json, number_json)
+from gotools_compat._pages.assets import Answer
+from gotools_compat._pages.tracez_json import BadQuery
 from gotools_compat._version import __version__
 
 from ._prometheus_metrics import Plan
+from ._prometheus_spans import SpanStore
 
 SOURCE = "gotools_compat %s" % __version__
 _HISTOGRAMS = ("histogram", "gaugehistogram")
@@ -27,7 +37,11 @@ _HISTOGRAMS = ("histogram", "gaugehistogram")
 class Shown(Protocol):
     """What the page data needs of the exporter."""
 
+    spans: SpanStore
+
     def _shown(self) -> Tuple[List[Plan], List[Metric]]: ...
+
+    def keeps_spans(self) -> bool: ...
 
 
 class PageData:
@@ -54,7 +68,7 @@ class PageData:
         for family in foreign:
             _foreign(doc, family)
         return document(doc.families(), source=SOURCE, interval=interval,
-                        changes=self.changes, tracez=False)
+                        changes=self.changes, tracez=self.exporter.keeps_spans())
 
     def _plan(self, doc: Doc, plan: Plan) -> None:
         doc.family(plan.family, plan.type, plan.documentation, plan.entry.unit)
@@ -81,6 +95,32 @@ class PageData:
         else:
             for values, value in plan.rows():
                 doc.scalar(labels_of(values), value)
+
+
+TRACEZ_PATHS = ("/debug/tracez", "/debug/tracez.json")
+
+
+def tracez_answer(exporter: Shown, path: str, query: Callable[[str, str], str],
+                  interval: float) -> Optional[Answer]:
+    """The answer of a ``TRACEZ_PATHS`` path; None when the exporter keeps no spans
+    (the path is then the metrics, as every other one)."""
+    if path not in TRACEZ_PATHS or not exporter.keeps_spans():
+        return None
+    view = query("format", "")
+    if path == "/debug/tracez.json" or view == "json":
+        try:
+            return json_answer(exporter.spans.json(query, interval))
+        except BadQuery as exc:
+            return 400, [("Content-Type", "application/json"), ("Cache-Control", "no-store")] \
+                + SECURITY_HEADERS, json.dumps({"error": str(exc)}).encode("utf-8") + b"\n"
+    if view == "table":
+        try:
+            limit = int(query("limit", "50"))
+        except ValueError:
+            limit = 50
+        return 200, [("Content-Type", "text/html; charset=utf-8"),
+                     ("Cache-Control", "no-store")] + SECURITY_HEADERS, exporter.spans.html(limit)
+    return asset(path)
 
 
 def _foreign(doc: Doc, family: Metric) -> None:

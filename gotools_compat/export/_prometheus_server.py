@@ -1,20 +1,22 @@
 """The HTTP endpoint of ``export.prometheus``: the live page at ``/``, metrics on other paths.
 
 ``/`` is the live page (:mod:`gotools_compat._pages`), ``/metrics.json`` its
-data and ``/_pages/...`` its assets; every other GET or HEAD path is the
-metrics, as Go's ``Serve(w, r)`` (``/metrics`` by convention).
+data and ``/_pages/...`` its assets; ``/debug/tracez`` and
+``/debug/tracez.json`` the spans of this process, once the exporter keeps
+them (:func:`._prometheus_pages.tracez_answer`); every other GET or HEAD
+path is the metrics, as Go's ``Serve(w, r)`` (``/metrics`` by convention).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Dict, Hashable, List, Optional, Protocol, Tuple
 
 from gotools_compat import _server
 from gotools_compat._pages import DEFAULT_INTERVAL, PAGE_PATHS, asset, json_answer
 
-from ._prometheus_pages import PageData, Shown
+from ._prometheus_pages import TRACEZ_PATHS, PageData, Shown, tracez_answer
 
 #: The bounds of :meth:`Exporter.serve` (connections, timeouts, sizes).
 Limits = _server.Limits
@@ -53,12 +55,26 @@ class _Routes:
             return None
         return _server.error_response(405, "method %s not allowed: GET /metrics" % method)
 
+    def share_key(self, request: _server.Request) -> Optional[Hashable]:
+        """Scrapes waiting together share one rendering (see :mod:`gotools_compat._server.jobs`)."""
+        path = request.path
+        if path == "/metrics.json":
+            return path
+        if path in PAGE_PATHS or path.startswith(("/debug/", "/_pages/")):
+            return None  # cheap, or an answer of its own per query
+        return ("metrics", request.headers.get("accept", ""),
+                request.headers.get("accept-encoding", ""))
+
     def handle(self, request: _server.Request) -> _server.Response:
         path = request.path
+        if path in TRACEZ_PATHS:
+            traced = tracez_answer(self.exporter, path, request.query, self.pages.interval)
+            if traced is not None:  # (None: no spans kept, the metrics as on any path)
+                return _server.Response(traced[0], traced[2], traced[1])
         if path in PAGE_PATHS or path == "/metrics.json":
             answer = json_answer(self.pages.json()) if path == "/metrics.json" else asset(path,
                                                                                          False)
-            if answer is not None:  # (None: /debug/tracez, which serve() has not)
+            if answer is not None:  # (None: /debug/tracez, when no spans are kept)
                 return _server.Response(answer[0], answer[2], answer[1])
         key = (request.headers.get("accept", ""), request.headers.get("accept-encoding", ""))
         with self._lock:
@@ -109,6 +125,11 @@ class Server:
     def page_url(self) -> str:
         """The live page of this server's metrics (``/``)."""
         return self.url[:-len("metrics")]
+
+    @property
+    def tracez_url(self) -> str:
+        """The spans of this process (``/debug/tracez``; see ``Exporter.process_event``)."""
+        return self.page_url + "debug/tracez"
 
     @property
     def counters(self) -> _server.Counters:

@@ -84,7 +84,8 @@ from __future__ import annotations
 import gzip
 import logging
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, cast
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple,
+                    cast)
 
 from prometheus_client import exposition as _exposition
 from prometheus_client.core import Metric
@@ -97,12 +98,18 @@ from gotools_compat._promtext import TEXT_CONTENT_TYPE as TEXT_CONTENT_TYPE
 from gotools_compat._promtext import content_type
 from gotools_compat._promtext import metric_name as metric_name
 from gotools_compat._promtext import wants_openmetrics as wants_openmetrics
+from gotools_compat.event.events import END_SPAN
+from gotools_compat.event.exporter import get_exporter
 
 from ._prometheus_metrics import Plan
 from ._prometheus_metrics import label_names as label_names
 from ._prometheus_server import Server as Server
 from ._prometheus_server import Limits as Limits
+from ._prometheus_spans import DEFAULT_MAX_SPAN_BYTES, DEFAULT_MAX_SPANS, SpanStore
 from ._prometheus_views import Families, family_claims, view_family
+
+if TYPE_CHECKING:
+    from gotools_compat.event import Context, Event
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +128,22 @@ class Exporter:
     (:meth:`render`), a WSGI app (:meth:`wsgi_app`) and an HTTP server
     (:meth:`serve`).  Exporters share no state: each has its own namespace,
     caches and servers, and none registers itself anywhere on its own.
+
+    It is an event exporter too (``process_event``, ``metric``): set as the
+    process exporter (``export.set_exporter(exporter)``, or inside
+    ``export.multi(...)``), it keeps the spans that end meanwhile for
+    ``/debug/tracez`` of :meth:`serve`: at most ``max_spans`` (0: none) and
+    about ``max_span_bytes`` of them, the oldest dropped first
+    (:mod:`._prometheus_spans`).
     """
 
-    def __init__(self, namespace: str = "") -> None:
+    def __init__(self, namespace: str = "", *, max_spans: int = DEFAULT_MAX_SPANS,
+                 max_span_bytes: int = DEFAULT_MAX_SPAN_BYTES) -> None:
         if not isinstance(namespace, str):
             raise TypeError("namespace must be a str, not %s" % type(namespace).__name__)
         self.namespace = namespace
+        #: The spans of ``/debug/tracez`` (see :meth:`process_event`).
+        self.spans = SpanStore(max_spans, max_span_bytes, service=namespace)
         self._plans: Dict[str, Plan] = {}
         self._warned: Set[str] = set()
         self._errors_seen: Set[str] = set()
@@ -134,6 +151,29 @@ class Exporter:
 
     def __repr__(self) -> str:
         return "prometheus.Exporter(namespace=%r)" % self.namespace
+
+    # Events: the spans of /debug/tracez.
+
+    def process_event(self, ctx: Context, ev: Event) -> Tuple[Context, Event]:
+        """Keeps each span that ends, for ``/debug/tracez`` (Go's ``ProcessEvent``).
+
+        Runs on the thread that ended the span: a reference is appended to a
+        bounded deque, nothing more; it is converted when a page asks.
+        Other events pass through untouched.
+        """
+        if ev.kind == END_SPAN:
+            self.spans.ended(ctx)
+        return ctx, ev
+
+    def metric(self, ctx: Context, data: Any) -> None:
+        """Nothing to do: every scrape pulls all metrics from their rows."""
+
+    def keeps_spans(self) -> bool:
+        """Whether ``/debug/tracez`` is served: spans ended here, or this exporter
+        is (in) the process exporter now."""
+        if not self.spans.max_spans:
+            return False
+        return self.spans.seen or _is_in(get_exporter(), self, 8)
 
     # What is shown.
 
@@ -252,16 +292,34 @@ class Exporter:
         :class:`Server`; ``server.stop()`` stops it.
 
         ``/`` is a live page of every metric (``server.page_url``), which
-        polls ``/metrics.json`` every ``page_interval`` seconds; every other
-        path (``/metrics``) is the exposition.
+        polls ``/metrics.json`` every ``page_interval`` seconds;
+        ``/debug/tracez`` (``server.tracez_url``), reading
+        ``/debug/tracez.json``, is the spans that ended in this process while
+        this exporter was the process exporter (see :meth:`process_event`),
+        once there are any or it is; every other path (``/metrics``) is the
+        exposition.
         """
         return Server(self, addr or DEFAULT_ADDRESS, port, limits, page_interval)
 
 
+def _is_in(current: Any, exporter: Exporter, depth: int) -> bool:
+    """Whether ``exporter`` is ``current`` or one of the exporters of its ``multi()``."""
+    if current is exporter:
+        return True
+    inner = getattr(current, "exporters", None)
+    if depth <= 0 or not isinstance(inner, tuple):
+        return False
+    return any(_is_in(e, exporter, depth - 1) for e in inner)
 
-def new(namespace: str = "", registry: Any = None) -> Exporter:
-    """A new exporter (Go's ``prometheus.New()``); ``registry``: also register it there."""
-    exporter = Exporter(namespace)
+
+def new(namespace: str = "", registry: Any = None, *, max_spans: int = DEFAULT_MAX_SPANS,
+        max_span_bytes: int = DEFAULT_MAX_SPAN_BYTES) -> Exporter:
+    """A new exporter (Go's ``prometheus.New()``); ``registry``: also register it there.
+
+    ``max_spans``, ``max_span_bytes``: the bounds of the spans it keeps for
+    ``/debug/tracez`` once it is the process exporter (see :class:`Exporter`).
+    """
+    exporter = Exporter(namespace, max_spans=max_spans, max_span_bytes=max_span_bytes)
     if registry is not None:
         registry.register(exporter)
     return exporter
