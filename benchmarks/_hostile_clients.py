@@ -239,10 +239,22 @@ def serve_main(args: argparse.Namespace) -> None:
         m.record(ctx, 0.1)
     # The application's own files: some held open, one more opened per batch.
     held = [open(os.devnull, "rb") for _ in range(args.app_files)]
-    exporter = prometheus.new()
-    server = exporter.serve(0, "127.0.0.1")
-    emit({"pid": os.getpid(), "port": server.port, "fd_limit": fds,
-          "max_connections": server._server.max_connections, "app_files": len(held)})
+    if args.peer:  # the peer: prometheus_client's own server and histogram, same series
+        import prometheus_client
+
+        peer = prometheus_client.Histogram("hostile_latency_seconds", "latency",
+                                           ["method", "route"], buckets=buckets)
+        children = [peer.labels("GET", "/r/%d" % i) for i in range(args.series)]
+        peer_server, _ = prometheus_client.start_http_server(0, "127.0.0.1")
+        port, max_connections = peer_server.server_port, 0
+        calls = [(child.observe, None) for child in children]
+    else:
+        exporter = prometheus.new()
+        server = exporter.serve(0, "127.0.0.1")
+        port, max_connections = server.port, server._server.max_connections
+        calls = [(m.record, ctx) for ctx in contexts]
+    emit({"pid": os.getpid(), "port": port, "fd_limit": fds,
+          "max_connections": max_connections, "app_files": len(held)})
 
     stamps: List[float] = []
     counts: List[int] = []
@@ -281,7 +293,7 @@ def serve_main(args: argparse.Namespace) -> None:
             elif word == "stats":
                 emit({"open_ok": opened[0], "open_failed": opened[1],
                       "threads": threading.active_count(),
-                      "hits": dict(server.counters.items())})
+                      "hits": {} if args.peer else dict(server.counters.items())})
         stop.set()
 
     def files() -> None:
@@ -299,8 +311,7 @@ def serve_main(args: argparse.Namespace) -> None:
 
     threading.Thread(target=control, daemon=True).start()
     threading.Thread(target=files, daemon=True).start()
-    record = m.record
-    n = len(contexts)
+    n = len(calls)
     batch = 5000
     total = 0
     values = [0.001 * (i % 997) for i in range(batch)]
@@ -308,12 +319,20 @@ def serve_main(args: argparse.Namespace) -> None:
         if args.idle_app:  # a reference: the same process, not recording
             stop.wait(0.01)
             continue
-        for i in range(batch):
-            record(contexts[i % n], values[i])
+        if args.peer:
+            for i in range(batch):
+                calls[i % n][0](values[i])
+        else:
+            for i in range(batch):
+                fn, ctx = calls[i % n]
+                fn(ctx, values[i])
         total += batch
         stamps.append(time.monotonic())
         counts.append(total)
-    server.stop()
+    if args.peer:
+        peer_server.shutdown()
+    else:
+        server.stop()
     for f in held:
         f.close()
 
@@ -470,6 +489,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     v.add_argument("--series", type=int, default=100)
     v.add_argument("--app-files", type=int, default=0)
     v.add_argument("--idle-app", action="store_true", help="do not record (a reference)")
+    v.add_argument("--peer", action="store_true",
+                   help="record with prometheus_client and serve with its start_http_server")
     v.add_argument("--switch-interval", type=float, default=0.0,
                    help="sys.setswitchinterval for the application (0: Python's 5 ms)")
     w = sub.add_parser("slow")

@@ -22,7 +22,9 @@ utime+stime from /proc over a window, threads and fds are read from /proc.
   10 s, back to back and then each once a second, with its recording rate
   then, beside a busy pure-Python thread and alone (under the GIL any busy
   thread slows recording); a reference run with the application idle; the
-  slow load again under a 64-fd limit, counting its own failed ``open()``.
+  scrapers again against the peer (the same application recording with
+  prometheus_client, served by its ``start_http_server``); the slow load
+  again under a 64-fd limit, counting its own failed ``open()``.
 - ``before``: the issue's figures for the previous (``http.server``) front
   door, which this checkout no longer has.
 
@@ -513,6 +515,42 @@ def med(runs: List[Dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
+def scrapers_figure(app: Child, port: int, quick: bool) -> None:
+    """50 scrapers back to back, then each once a second: latencies, failures, recording."""
+    duration = 10.0 if not quick else 4.0
+    for interval in (0.0, 1.0):
+        alone, busy = [], []
+        for _ in range(2 if not quick else 1):  # next to the run: this machine is shared
+            alone.append(window(app, 1.0))
+            app.ask("busy 1")
+            time.sleep(0.1)
+            busy.append(window(app, 1.0))
+            app.ask("busy 0")
+        run = scraper_load(app, port, duration, interval)
+        alone.append(window(app, 1.0))
+        lat, errors = run["latencies"], run["errors"]
+        failures = sum(errors.values())
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan")
+        print("   50 scrapers, %s, for %.0f s: %d scrapes, %d failures%s (target 0) %s; "
+              "p50 %.1f ms, p99 %.1f ms (target <= 200 ms) %s"
+              % ("back to back" if not interval else "each once a second", duration,
+                 len(lat), failures, " (%s)" % dict(errors) if errors else "",
+                 verdict(failures == 0), statistics.median(lat) * MS if lat else
+                 float("nan"), p99 * MS, verdict(p99 <= 0.2)))
+        rec = run["recorded"]
+        r_alone, r_busy = med(alone, "rate"), med(busy, "rate")
+        slowed, by_busy = r_alone / rec["rate"], r_alone / r_busy
+        print("      recording/s: alone %.0f, beside a busy pure-Python thread %.0f, during "
+              "the scrapers %.0f" % (r_alone, r_busy, rec["rate"]))
+        print("      recording slowed by the scrapers %.2fx (target <= 1.2x) %s; by the busy "
+              "thread %.2fx; scrapers/busy thread %.2fx" % (
+                  slowed, verdict(slowed <= 1.2), by_busy, slowed / by_busy))
+        print("      [process CPU alone %.0f%%, with scrapers %.0f%% (scrapers' own %.0f%%); "
+              "recording thread runnable, not on a CPU: alone %.0f%%, with scrapers %.0f%%]"
+              % (med(alone, "cpu") * 100, rec["cpu"] * 100, rec["client_cpu"] * 100,
+                 med(alone, "wait") * 100, rec["wait"] * 100))
+
+
 def fig_serve(args: argparse.Namespace) -> None:
     quick = args.quick
     series = 100
@@ -531,38 +569,7 @@ def fig_serve(args: argparse.Namespace) -> None:
         print("   700 slow connections (a head byte every 100 ms) for %.0f s:" % seconds)
         print_slow(result)
 
-        duration = 10.0 if not quick else 4.0
-        for interval in (0.0, 1.0):
-            alone, busy = [], []
-            for _ in range(2 if not quick else 1):  # next to the run: this machine is shared
-                alone.append(window(app, 1.0))
-                app.ask("busy 1")
-                time.sleep(0.1)
-                busy.append(window(app, 1.0))
-                app.ask("busy 0")
-            run = scraper_load(app, port, duration, interval)
-            alone.append(window(app, 1.0))
-            lat, errors = run["latencies"], run["errors"]
-            failures = sum(errors.values())
-            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan")
-            print("   50 scrapers, %s, for %.0f s: %d scrapes, %d failures%s (target 0) %s; "
-                  "p50 %.1f ms, p99 %.1f ms (target <= 200 ms) %s"
-                  % ("back to back" if not interval else "each once a second", duration,
-                     len(lat), failures, " (%s)" % dict(errors) if errors else "",
-                     verdict(failures == 0), statistics.median(lat) * MS if lat else
-                     float("nan"), p99 * MS, verdict(p99 <= 0.2)))
-            rec = run["recorded"]
-            r_alone, r_busy = med(alone, "rate"), med(busy, "rate")
-            slowed, by_busy = r_alone / rec["rate"], r_alone / r_busy
-            print("      recording/s: alone %.0f, beside a busy pure-Python thread %.0f, during "
-                  "the scrapers %.0f" % (r_alone, r_busy, rec["rate"]))
-            print("      recording slowed by the scrapers %.2fx (target <= 1.2x) %s; by the busy "
-                  "thread %.2fx; scrapers/busy thread %.2fx" % (
-                      slowed, verdict(slowed <= 1.2), by_busy, slowed / by_busy))
-            print("      [process CPU alone %.0f%%, with scrapers %.0f%% (scrapers' own %.0f%%); "
-                  "recording thread runnable, not on a CPU: alone %.0f%%, with scrapers %.0f%%]"
-                  % (med(alone, "cpu") * 100, rec["cpu"] * 100, rec["client_cpu"] * 100,
-                     med(alone, "wait") * 100, rec["wait"] * 100))
+        scrapers_figure(app, port, quick)
     finally:
         app.stop()
 
@@ -581,6 +588,18 @@ def fig_serve(args: argparse.Namespace) -> None:
                      result["threads"]))
         finally:
             app.stop()
+
+    # The peer in the same application: prometheus_client's histogram and start_http_server.
+    app = Child("serve", "--series", series, "--peer")
+    try:
+        port = app.read()["port"]
+        print("4c. the peer: the same application recording with prometheus_client, served "
+              "by its start_http_server (a thread per connection)")
+        time.sleep(1.0)
+        print("   GET /metrics, no load: %s" % med_ms([get(port)[0] for _ in range(5)]))
+        scrapers_figure(app, port, quick)
+    finally:
+        app.stop()
 
     app = Child("serve", "--series", series, "--nofile", 64, "--app-files", 16)
     try:
