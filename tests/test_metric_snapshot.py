@@ -224,3 +224,25 @@ def test_the_snapshot_api_is_typed() -> None:
     assert hints["return"] == Iterator[metric.HistogramRowSnapshot]
     assert typing.get_type_hints(metric.registered)["return"] == List[metric.Registered]
     assert typing.get_type_hints(metric.Registered)["kind"] is metric.Kind
+
+
+def test_each_registered_makes_one_object_per_metric_and_forgets_gone_ones() -> None:
+    from gotools_compat.testing import fresh_registry
+
+    m = stats.Float64("each_m")
+    metric.Scalar("each_a").count_float64(m)
+    metric.Scalar("each_b").sum_float64(m)
+    made: List[str] = []
+
+    def make(registered: metric.Registered) -> str:
+        made.append(registered.name)
+        return "plan of " + registered.name
+
+    cache: dict = {}
+    assert metric.each_registered(cache, make) == ["plan of each_a", "plan of each_b"]
+    assert metric.each_registered(cache, make) == ["plan of each_a", "plan of each_b"]
+    assert made == ["each_a", "each_b"]  # once each
+    with fresh_registry():
+        metric.Scalar("each_c").count_float64(stats.Float64("each_m2"))
+        assert metric.each_registered(cache, make) == ["plan of each_c"]
+        assert sorted(e.name for e in cache) == ["each_c"]  # the others' dropped

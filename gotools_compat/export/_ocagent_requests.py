@@ -65,18 +65,7 @@ class Encoder:
 def compat_encoders(cache: Dict[Any, Encoder],
                     make: Callable[[metric.Registered], Encoder]) -> List[Encoder]:
     """Encoders for our metrics, in definition order (``make(entry)`` builds one)."""
-    out = []
-    entries = metric.registered()
-    if len(cache) > len(entries):  # a registry closed or swapped (gotools_compat.testing)
-        listed = set(entries)
-        for stale in [e for e in list(cache) if e not in listed]:
-            cache.pop(stale, None)
-    for entry in entries:
-        encoder = cache.get(entry)
-        if encoder is None:
-            encoder = cache[entry] = make(entry)
-        out.append(encoder)
-    return out
+    return metric.each_registered(cache, make)
 
 
 encoder_for = Encoder

@@ -85,15 +85,7 @@ _plans: Dict[Any, _Plan] = {}
 def our_metrics(time_ns: int) -> List[Metric]:
     """Every metric made with gotools_compat, in definition order (rows, no opencensus)."""
     out: List[Metric] = []
-    entries = metric.registered()
-    if len(_plans) > len(entries):  # a registry closed or swapped (gotools_compat.testing)
-        listed = set(entries)
-        for stale in [e for e in list(_plans) if e not in listed]:
-            _plans.pop(stale, None)
-    for entry in entries:
-        plan = _plans.get(entry)
-        if plan is None:
-            plan = _plans[entry] = _Plan(entry)
+    for plan in metric.each_registered(_plans, _Plan):
         converted = plan.metric(time_ns)
         if converted is not None:
             out.append(converted)

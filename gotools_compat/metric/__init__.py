@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from gotools_compat import _oc  # noqa: F401  (clock patch before opencensus.stats)
 from gotools_compat._oc import aggregation as agg
@@ -110,6 +110,30 @@ def registered() -> List[Registered]:
     """Every metric made with this package, in definition order (what exporters read)."""
     with _registry.lock:
         return list(_registry.current().values())
+
+
+_T = TypeVar("_T")
+
+
+def each_registered(cache: Dict[Registered, _T], make: Callable[[Registered], _T]) -> List[_T]:
+    """An exporter's object for every registered metric, in definition order.
+
+    ``cache`` keeps them between calls: ``make(entry)`` builds the object of
+    a metric seen for the first time; those of metrics no longer registered
+    (a registry closed or swapped, :mod:`gotools_compat.testing`) are dropped.
+    """
+    entries = registered()
+    if len(cache) > len(entries):
+        listed = set(entries)
+        for stale in [e for e in list(cache) if e not in listed]:
+            cache.pop(stale, None)
+    out = []
+    for entry in entries:
+        found = cache.get(entry)
+        if found is None:
+            found = cache[entry] = make(entry)
+        out.append(found)
+    return out
 
 
 def _check_name(name: object, what: str) -> str:
@@ -289,6 +313,6 @@ __all__ = [
     "Scalar", "HistogramInt64", "HistogramFloat64", "Int64Data", "Float64Data",
     "HistogramInt64Data", "HistogramFloat64Data", "HistogramRow", "HistogramInt64Row",
     "HistogramFloat64Row", "MetricData", "MAX_ROWS", "collect", "opencensus_measure",
-    "Registered", "registered", "Kind", "Labels", "RowSnapshot", "HistogramSnapshot",
-    "HistogramRowSnapshot", "OVERFLOW",
+    "Registered", "registered", "each_registered", "Kind", "Labels", "RowSnapshot",
+    "HistogramSnapshot", "HistogramRowSnapshot", "OVERFLOW",
 ]
