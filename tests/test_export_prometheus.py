@@ -494,8 +494,10 @@ def test_scrape_while_other_threads_add_rows(prefix: str) -> None:
         for _ in range(10):
             text = exp.render().decode()
             assert text.count("# TYPE %srace_h histogram" % prefix) == 1
+    except BaseException:
+        stop.set()  # only on a failure: else every row is added, however fast the renders
+        raise
     finally:
-        stop.set()
         thread.join()
     got = samples(exp.render().decode())
     counts = [v for (n, _), v in got.items() if n == prefix + "race_h_count"]
