@@ -7,6 +7,7 @@ import itertools
 from typing import Any, Dict, List, Optional, Tuple
 
 from opencensus.stats import stats as oc_stats
+from prometheus_client.parser import text_string_to_metric_families
 
 from gotools_compat import metric
 
@@ -66,3 +67,17 @@ def http_post(port: int, path: str, body: bytes,
         return response.status, response.read()
     finally:
         conn.close()
+
+
+Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
+
+
+def samples(text: str) -> Samples:
+    """Every sample of a Prometheus text by (name, sorted labels); fails on a duplicate series."""
+    found: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = (s.name, tuple(sorted(s.labels.items())))
+            assert key not in found, "duplicate series %r" % (key,)
+            found[key] = s.value
+    return found

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gotools_compat._oc import proto
 from gotools_compat.agent import Agent
-from tests.helpers import http_post
+from tests.helpers import http_post, samples
 
 proto.install()
 
@@ -103,17 +103,6 @@ def send_grpc(port: int, requests: Sequence[Any]) -> List[Any]:
     with grpc.insecure_channel("127.0.0.1:%d" % port) as channel:
         stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
         return list(stub.Export(iter(requests), timeout=10))
-
-
-def samples(text: str) -> Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]:
-    """Every sample by (name, sorted labels); fails on a duplicate series."""
-    found: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            key = (s.name, tuple(sorted(s.labels.items())))
-            assert key not in found, "duplicate series %r" % (key,)
-            found[key] = s.value
-    return found
 
 
 GO_FIXTURE_TEXT = """\

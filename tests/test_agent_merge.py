@@ -5,11 +5,10 @@ from __future__ import annotations
 import http.client
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, List, Sequence
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from gotools_compat.agent import Agent
 from gotools_compat.agent.__main__ import settings
@@ -20,11 +19,11 @@ from gotools_compat.agent._model import Metric
 from gotools_compat.agent._render import render
 from gotools_compat.agent._store import Sender, Store
 from tests.agent_requests import MD, Request, dist, metric
+from tests.helpers import Samples, samples
 
 from opencensus.proto.agent.common.v1 import common_pb2  # noqa: E402  (agent_requests installs)
 from opencensus.proto.agent.metrics.v1 import metrics_service_pb2_grpc  # noqa: E402
 
-Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
 
 
 def node(job: str, pid: int, start: int = 1_700_000_000) -> Any:
@@ -49,16 +48,6 @@ def histogram(counts: Sequence[int], total: float) -> Any:
 
 def read(*metrics: Any) -> List[Metric]:
     return from_proto(Request(metrics=metrics)).metrics
-
-
-def samples(text: str) -> Samples:
-    found: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            key = (s.name, tuple(sorted(s.labels.items())))
-            assert key not in found, "duplicate series %r" % (key,)
-            found[key] = s.value
-    return found
 
 
 def merged_store(rule: str = "last", **bounds: int) -> Store:
