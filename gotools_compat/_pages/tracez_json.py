@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import base64
 import bisect
+import collections
 import html
+import itertools
 import json
 import re
-from typing import Any, Callable, Dict, List, Optional, Protocol
+from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple
 
 from gotools_compat._promtext import utf8
 
@@ -109,6 +111,55 @@ class SpanNames:
         return [{"name": name, "count": row[0], "errors": row[1],
                  "latency": dict(zip(LATENCY_LABELS, row[2:]))}
                 for name, row in sorted(self._rows.items())]
+
+
+class KeptSpans:
+    """The span records a store keeps, oldest first, and the counts per name.
+
+    At most ``max_spans`` records and ``max_span_bytes`` bytes (about: each
+    record its :func:`record_size`); past either the oldest go, counted in
+    ``evicted`` by bound.  Every record :meth:`count` is given is counted in
+    :attr:`names`, kept or not.  Not locked: its owner holds its own lock
+    around every call, and around :meth:`recent` and :meth:`kept`.
+    """
+
+    __slots__ = ("max_spans", "max_span_bytes", "names", "evicted", "records", "bytes")
+
+    def __init__(self, max_spans: int, max_span_bytes: int) -> None:
+        self.max_spans = max_spans
+        self.max_span_bytes = max_span_bytes
+        self.names = SpanNames()
+        self.evicted = {"max_spans": 0, "max_span_bytes": 0}
+        self.records: Deque[Tuple[int, Dict[str, Any]]] = collections.deque()
+        self.bytes = 0
+
+    def count(self, record: Dict[str, Any]) -> None:
+        self.names.add(record["name"], record["status"]["code"], record["durationNano"])
+
+    def keep(self, record: Dict[str, Any], size: int) -> None:
+        """Keep ``record`` (of ``size`` bytes); call :meth:`evict` after a batch."""
+        self.records.append((size, record))
+        self.bytes += size
+
+    def evict(self) -> None:
+        records = self.records
+        while len(records) > self.max_spans:
+            self.bytes -= records.popleft()[0]
+            self.evicted["max_spans"] += 1
+        while self.bytes > self.max_span_bytes and records:
+            self.bytes -= records.popleft()[0]
+            self.evicted["max_span_bytes"] += 1
+
+    def recent(self, limit: int) -> List[Dict[str, Any]]:
+        """The latest ``limit`` records, oldest first."""
+        if limit <= 0:
+            return []
+        start = max(0, len(self.records) - limit)
+        return [record for _, record in itertools.islice(self.records, start, None)]
+
+    def kept(self) -> List[Dict[str, Any]]:
+        """Every record kept, oldest first (references: records are never changed)."""
+        return [record for _, record in self.records]
 
 
 class Spans(Protocol):

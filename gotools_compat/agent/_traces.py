@@ -3,20 +3,17 @@ agent's zPages, JSON."""
 
 from __future__ import annotations
 
-import collections
-import itertools
 import json
 import threading
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from gotools_compat._pages.tracez_json import LATENCY_LABELS as LATENCY_LABELS
 from gotools_compat._pages.tracez_json import MAX_STRING as MAX_STRING
 from gotools_compat._pages.tracez_json import Cut as _Cut
-from gotools_compat._pages.tracez_json import SpanNames
 from gotools_compat._pages.tracez_json import json_default as _json_default
 from gotools_compat._pages.tracez_json import latency_bucket as latency_bucket
 from gotools_compat._pages.tracez_json import record_size as record_size
-from gotools_compat._pages.tracez_json import tracez_table
+from gotools_compat._pages.tracez_json import KeptSpans, tracez_table
 
 from ._kinds import COUNTER, GAUGE, Family
 
@@ -99,13 +96,11 @@ class TraceStore:
         self.max_bytes_per_span = max(1, max_bytes_per_span)
         self.max_tracez_spans = max(1, max_tracez_spans)
         self._lock = threading.Lock()
-        self._recent: Deque[Tuple[int, Dict[str, Any]]] = collections.deque()
-        self._bytes = 0
-        self._names = SpanNames()
+        self._kept = KeptSpans(self.max_spans, self.max_span_bytes)
+        self.evicted = self._kept.evicted  # kept, then pushed out, by bound
         self._on_spans = on_spans
         self.received = 0
         self.too_large = 0  # spans over max_bytes_per_span: not kept
-        self.evicted = {"max_spans": 0, "max_span_bytes": 0}  # kept, then pushed out
         self.truncated = 0  # strings cut to 4096 characters
 
     def add(self, node: Any, spans: Any) -> int:
@@ -128,48 +123,31 @@ class TraceStore:
             self.received += len(records)
             self.truncated += cut.count
             for span, record, size in zip(spans, records, sizes):
-                self._count(record)
+                self._kept.count(record)
                 if size > self.max_bytes_per_span:
                     self.too_large += 1
                     continue
                 kept.append(record)
                 kept_spans.append(span)
-                self._recent.append((size, record))
-                self._bytes += size
-            self._evict()
+                self._kept.keep(record, size)
+            self._kept.evict()
         if self._on_spans is not None and kept:
             self._on_spans(kept)
         return kept_spans
 
-    def _count(self, record: Dict[str, Any]) -> None:
-        self._names.add(record["name"], record["status"]["code"], record["durationNano"])
-
-    def _evict(self) -> None:
-        recent = self._recent
-        while len(recent) > self.max_spans:
-            self._bytes -= recent.popleft()[0]
-            self.evicted["max_spans"] += 1
-        while self._bytes > self.max_span_bytes:
-            self._bytes -= recent.popleft()[0]
-            self.evicted["max_span_bytes"] += 1
-
     def summary(self) -> List[Dict[str, Any]]:
         with self._lock:
-            return self._names.summary()
+            return self._kept.names.summary()
 
     def recent(self, limit: int = 100) -> List[Dict[str, Any]]:
         """The latest ``limit`` spans, oldest first; at most ``max_tracez_spans``."""
-        limit = min(limit, self.max_tracez_spans)
-        if limit <= 0:
-            return []
         with self._lock:
-            start = max(0, len(self._recent) - limit)
-            return [record for _, record in itertools.islice(self._recent, start, None)]
+            return self._kept.recent(min(limit, self.max_tracez_spans))
 
     def kept(self) -> List[Dict[str, Any]]:
         """Every span kept, oldest first (references: records are never changed)."""
         with self._lock:
-            return [record for _, record in self._recent]
+            return self._kept.kept()
 
     def json(self, limit: int = 100) -> bytes:
         doc = {"spanNames": self.summary(), "recent": self.recent(limit)}
@@ -194,9 +172,10 @@ class TraceStore:
                 ("gotools_agent_span_strings_truncated", COUNTER,
                  "Span strings cut to %d characters." % MAX_STRING, [(b"", self.truncated)]),
                 ("gotools_agent_spans_kept", GAUGE, "Spans kept for /debug/tracez.",
-                 [(b"", len(self._recent))]),
+                 [(b"", len(self._kept.records))]),
                 ("gotools_agent_span_bytes", GAUGE,
-                 "Approximate bytes of the spans kept for /debug/tracez.", [(b"", self._bytes)]),
+                 "Approximate bytes of the spans kept for /debug/tracez.",
+                 [(b"", self._kept.bytes)]),
             )
         return [(Family(name, kind, help_text, ""), list(series))
                 for name, kind, help_text, series in rows]

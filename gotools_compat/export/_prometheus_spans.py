@@ -27,7 +27,7 @@ import math
 import threading
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from gotools_compat._pages.tracez_json import (Cut, SpanNames, record_size, tracez_json,
+from gotools_compat._pages.tracez_json import (Cut, KeptSpans, record_size, tracez_json,
                                                tracez_table)
 from gotools_compat._wire.spans import MAX_ATTRIBUTES, _text
 
@@ -122,12 +122,10 @@ class SpanStore:
         self._inbox: Deque[Tuple[int, Any]] = collections.deque(maxlen=max(1, self.max_spans))
         self._sequence = itertools.count()
         self._lock = threading.Lock()  # the readers' (the inbox needs none)
-        self._records: Deque[Tuple[int, Dict[str, Any]]] = collections.deque()
-        self._bytes = 0
-        self._names = SpanNames()
+        self._kept = KeptSpans(self.max_spans, self.max_span_bytes)
         self._taken = 0  # spans taken out of the inbox
         self._last = -1  # the highest sequence number taken
-        self.evicted = {"max_spans": 0, "max_span_bytes": 0}
+        self.evicted = self._kept.evicted
         self.truncated = 0  # strings cut to 4096 characters
 
     # The caller's thread.
@@ -151,7 +149,7 @@ class SpanStore:
 
     def _take(self) -> None:
         """Convert and keep the spans that ended since the last read.  (Held: the lock.)"""
-        inbox, records, names = self._inbox, self._records, self._names
+        inbox, kept = self._inbox, self._kept
         cut = Cut()
         while inbox:
             try:
@@ -162,17 +160,10 @@ class SpanStore:
             if number > self._last:
                 self._last = number
             record = span_record(span, self.service, cut)
-            names.add(record["name"], record["status"]["code"], record["durationNano"])
-            size = record_size(record)
-            records.append((size, record))
-            self._bytes += size
+            kept.count(record)
+            kept.keep(record, record_size(record))
         self.truncated += cut.count
-        while len(records) > self.max_spans:
-            self._bytes -= records.popleft()[0]
-            self.evicted["max_spans"] += 1
-        while self._bytes > self.max_span_bytes and records:
-            self._bytes -= records.popleft()[0]
-            self.evicted["max_span_bytes"] += 1
+        kept.evict()
 
     @property
     def seen(self) -> bool:
@@ -195,23 +186,19 @@ class SpanStore:
     def summary(self) -> List[Dict[str, Any]]:
         with self._lock:
             self._take()
-            return self._names.summary()
+            return self._kept.names.summary()
 
     def recent(self, limit: int = 100) -> List[Dict[str, Any]]:
         """The latest ``limit`` spans, oldest first; at most ``max_tracez_spans``."""
-        limit = min(limit, self.max_tracez_spans)
-        if limit <= 0:
-            return []
         with self._lock:
             self._take()
-            start = max(0, len(self._records) - limit)
-            return [record for _, record in itertools.islice(self._records, start, None)]
+            return self._kept.recent(min(limit, self.max_tracez_spans))
 
     def kept(self) -> List[Dict[str, Any]]:
         """Every span kept, oldest first (references: records are never changed)."""
         with self._lock:
             self._take()
-            return [record for _, record in self._records]
+            return self._kept.kept()
 
     def json(self, query: Callable[[str, str], str], interval: float) -> bytes:
         """``/debug/tracez.json``, with ``dropped`` (see :meth:`dropped`) beside the
