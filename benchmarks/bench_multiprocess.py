@@ -68,7 +68,23 @@ def get(port: int, path: str) -> bytes:
         conn.close()
 
 
-class AgentProcess:
+class _Process:
+    """A subprocess (``self.process``) stopped on leaving a ``with`` block."""
+
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(DEADLINE)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class AgentProcess(_Process):
     """``gotools-agent --merge-instances`` (or not) as a subprocess on free ports."""
 
     def __init__(self, tmp: Path, merge: bool, expire: float = 300.0) -> None:
@@ -91,18 +107,8 @@ class AgentProcess:
         status = Path("/proc/%d/status" % self.process.pid).read_text()
         return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
 
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(DEADLINE)
 
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-
-class Gunicorn:
+class Gunicorn(_Process):
     """gunicorn serving benchmarks/_multiprocess_app.py for one side."""
 
     def __init__(self, tmp: Path, side: str, workers: int, agent: Optional[AgentProcess],
@@ -146,15 +152,6 @@ class Gunicorn:
         while len(seen) < workers:
             seen.update(self.requests(16, "/populate"))
 
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(DEADLINE)
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
 
 def samples(text: str) -> Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]:
