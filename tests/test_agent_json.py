@@ -307,6 +307,14 @@ def test_lone_surrogates_in_keys_nested_lists_and_a_bare_string_are_replaced() -
     assert _jsondoc.load(b'"\\ud800"') == "\ufffd"
 
 
+def test_a_body_with_only_low_surrogates_is_made_valid_too() -> None:
+    # (found by tests/test_server_fuzz.py: {"\udfff": null} was a 500, protobuf's
+    # field lookup choking on the key.)  DC00-DFFF escape the same walk as D800-DBFF.
+    assert _jsondoc.load(b'{"\\udfff": "v\\uDC80"}') == {"\ufffd": "v\ufffd"}
+    assert _json.parse_metrics(b'{"\\udfff": null}').metrics == []
+    assert _json.parse_trace(b'{"\\udc00": 1}') == _json.TraceRequest()
+
+
 def test_invalid_utf8_bytes_become_replacement_characters() -> None:
     assert _jsondoc.load(b'{"v": "a\xff\xfeb"}') == {"v": "a\ufffd\ufffdb"}
 

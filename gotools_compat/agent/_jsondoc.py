@@ -22,7 +22,7 @@ from ._model import BadRequest
 #: How deep a body the fast path does not take may nest (objects and arrays);
 #: the deepest valid request nests about 12 deep.
 MAX_DEPTH = 64
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # high (D8-DB) and low (DC-DF)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
