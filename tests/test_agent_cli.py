@@ -61,13 +61,41 @@ def test_serves_then_stops_cleanly_on_sigterm() -> None:
         assert 'promdemo_started_total{vendor="otc",job="gopls",instance="vm:2411"} 19' in text
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+        err = stopped(proc)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert "OpenCensus gRPC and HTTP/JSON on 127.0.0.1:%d" % listen in err
     assert "http://127.0.0.1:%d/metrics" % prom in err
     assert "SIGTERM received, stopping" in err
     assert "new sender job='gopls' instance='vm:2411'" in err
+
+
+def stopped(proc: "subprocess.Popen[str]") -> str:
+    """Its stderr once it exits; killed (and the test failed) if it does not within 30 s."""
+    try:
+        return proc.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        err = proc.communicate()[1]
+        raise AssertionError("the agent did not stop on SIGTERM:\n" + err) from None
+
+
+def test_a_burst_of_signals_stops_it_once_and_cleanly() -> None:
+    # A handler that logs can be entered again while it writes to stderr
+    # ("reentrant call inside BufferedWriter"): its exception was raised
+    # instead of the stop, and the agent ran on.
+    prom = free_port()
+    proc = run(["--listen", "127.0.0.1:0", "--prometheus", "127.0.0.1:%d" % prom])
+    try:
+        wait_listening(prom, proc)
+        for _ in range(200):
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.0005)
+    finally:
+        err = stopped(proc)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Logging error" not in err
+    assert err.count("SIGTERM received, stopping") == 1, err
 
 
 def test_a_port_in_use_is_a_clear_error_and_nonzero_exit() -> None:

@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import sys
-import threading
+import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from gotools_compat._server import Limits, raise_fd_limit
@@ -255,11 +255,14 @@ def limits(s: Dict[str, Any]) -> Limits:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    stop = threading.Event()
+    # The handler only notes the signal. It runs on the main thread between
+    # two bytecodes, maybe inside a write to stderr or with a lock held, so a
+    # log line or an Event.set() there can raise "reentrant call" or hang and
+    # the agent would never stop.
+    received: List[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
-        logger.info("gotools-agent: %s received, stopping", signal.Signals(signum).name)
-        stop.set()
+        received.append(signum)
 
     # First thing: a SIGTERM during start-up must also stop cleanly.
     signal.signal(signal.SIGTERM, on_signal)
@@ -294,10 +297,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      "with --listen / --prometheus.")
         return 1
     try:
-        while not stop.wait(0.5):
-            pass
+        while not received:
+            time.sleep(0.2)
+        logger.info("gotools-agent: %s received, stopping", signal.Signals(received[0]).name)
     finally:
         agent.stop()
+        # Stopped: only the interpreter's exit is left, and it puts back the
+        # default handlers, so a late second SIGTERM would turn exit 0 into -15.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return 0
 
 
