@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -206,9 +207,11 @@ def test_our_spans_and_opencensus_tracer_spans_form_one_tree_at_the_agent(
 
 
 def test_spans_wait_in_the_queue_while_the_agent_is_down_and_are_sent_after() -> None:
-    a = Agent("127.0.0.1:0", "127.0.0.1:0").start()
-    port = a.port
-    a.stop()
+    # A bound socket that does not listen refuses connections, and holds the
+    # port until the agent takes it (a freed port could go to another socket).
+    down = socket.socket()
+    down.bind(("127.0.0.1", 0))
+    port = down.getsockname()[1]
     saved = export.get_exporter()
     e = ocagent.connect(ocagent.Config(address="127.0.0.1:%d" % port, rate=3600, timeout=1))
     assert e is not None
@@ -217,6 +220,7 @@ def test_spans_wait_in_the_queue_while_the_agent_is_down_and_are_sent_after() ->
         name = "queued"
         _ended(name)
         assert not e.flush(timeout=5)  # the span goes back to the queue
+        down.close()
         b = Agent("127.0.0.1:%d" % port, "127.0.0.1:0").start()
         try:
             deadline = time.monotonic() + 10
@@ -226,6 +230,7 @@ def test_spans_wait_in_the_queue_while_the_agent_is_down_and_are_sent_after() ->
         finally:
             b.stop()
     finally:
+        down.close()
         export.set_exporter(saved)
         e.close()
 
