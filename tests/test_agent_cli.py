@@ -187,3 +187,14 @@ def test_a_bad_bound_is_a_clear_error() -> None:
         settings(["--header-timeout", "0"], environ={})
     with pytest.raises(ValueError, match="max_connections: not a number: 'many'"):
         settings([], environ={"GOTOOLS_AGENT_MAX_CONNECTIONS": "many"})
+
+
+@pytest.mark.parametrize("option", ["--max-spans", "--max-span-bytes", "--max-bytes-per-span",
+                                    "--max-tracez-spans"])
+def test_a_span_bound_below_one_is_refused_not_clamped(option: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "gotools_compat.agent", option, "-1",
+                             "--listen", "127.0.0.1:0", "--prometheus", ""],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr == "gotools-agent: %s must be an int >= 1, not -1\n" % (
+        option[2:].replace("-", "_"))

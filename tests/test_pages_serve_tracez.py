@@ -212,6 +212,14 @@ def end_spans(names: List[str], **tags: str) -> None:
         event.start_span(event.background(), name, *[key.of(v) for v in tags.values()])[1]()
 
 
+def test_span_bounds_below_their_least_are_refused_not_clamped() -> None:
+    with pytest.raises(ValueError, match=r"max_spans must be an int >= 0, not -1"):
+        prometheus.new(max_spans=-1)
+    with pytest.raises(ValueError, match=r"max_span_bytes must be an int >= 1, not 0"):
+        prometheus.new(max_span_bytes=0)
+    assert prometheus.new(max_spans=0).spans.max_spans == 0  # 0: keep none (documented)
+
+
 def test_at_most_max_spans_are_kept_the_oldest_dropped_and_counted(
         clock: Clock, restore_exporter: None) -> None:
     exporter = prometheus.new(max_spans=4)

@@ -45,7 +45,9 @@ _double = struct.Struct("<d").pack
 _NS = 1_000_000_000
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """``value`` as span text: str() of it, its type name if that raises, an
+    exception's class name if its message is empty."""
     if isinstance(value, str):
         return value
     try:
@@ -78,12 +80,12 @@ def attribute_value(value: Any) -> bytes:
             return b"\x10" + varint(int(value))
     elif kind is float:
         return b"\x21" + _double(value)
-    return field(0x0A, truncatable(_text(value)))
+    return field(0x0A, truncatable(as_text(value)))
 
 
 def _key_name(key: Any) -> str:
     name = getattr(key, "name", None)
-    return name if isinstance(name, str) else _text(key)
+    return name if isinstance(name, str) else as_text(key)
 
 
 def attributes(tags: Iterable[Any], extra: Optional[Tuple[str, Any]] = None) -> bytes:
@@ -162,14 +164,14 @@ def timestamp(ns: int) -> bytes:
 
 def annotation(ev: Any) -> bytes:
     """One ``TimeEvent`` with an ``Annotation`` for a log event."""
-    message = _text(ev.message) if ev.message else ""
+    message = as_text(ev.message) if ev.message else ""
     error = ev.error
     extra = None
     if error is not None:
         if message:
-            extra = ("Error", _text(error))
+            extra = ("Error", as_text(error))
         else:
-            message = _text(error)
+            message = as_text(error)
     body = b""
     if message:
         body += field(0x0A, truncatable(message))
@@ -186,7 +188,7 @@ def encode(span: Any) -> bytes:
     if span.parent_id:
         out.append(b"\x1a\x08")
         out.append(span.parent_id.to_bytes(8, "big"))
-    out.append(field(0x22, truncatable(_text(span.name))))
+    out.append(field(0x22, truncatable(as_text(span.name))))
     out.append(field(0x2A, timestamp(span.start)))
     out.append(field(0x32, timestamp(span.end)))
     if span.tags:

@@ -91,10 +91,15 @@ class TraceStore:
                  on_spans: Optional[Callable[[List[Dict[str, Any]]], None]] = None, *,
                  max_span_bytes: int = 64 * 1024 * 1024, max_bytes_per_span: int = 64 * 1024,
                  max_tracez_spans: int = 1_000) -> None:
-        self.max_spans = max(1, max_spans)
-        self.max_span_bytes = max(1, max_span_bytes)
-        self.max_bytes_per_span = max(1, max_bytes_per_span)
-        self.max_tracez_spans = max(1, max_tracez_spans)
+        for name, value in (("max_spans", max_spans), ("max_span_bytes", max_span_bytes),
+                            ("max_bytes_per_span", max_bytes_per_span),
+                            ("max_tracez_spans", max_tracez_spans)):
+            if type(value) is not int or value < 1:
+                raise ValueError("%s must be an int >= 1, not %r" % (name, value))
+        self.max_spans = max_spans
+        self.max_span_bytes = max_span_bytes
+        self.max_bytes_per_span = max_bytes_per_span
+        self.max_tracez_spans = max_tracez_spans
         self._lock = threading.Lock()
         self._kept = KeptSpans(self.max_spans, self.max_span_bytes)
         self.evicted = self._kept.evicted  # kept, then pushed out, by bound

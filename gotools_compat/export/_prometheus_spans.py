@@ -29,7 +29,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from gotools_compat._pages.tracez_json import (Cut, KeptSpans, record_size, tracez_json,
                                                tracez_table)
-from gotools_compat._wire.spans import MAX_ATTRIBUTES, _text
+from gotools_compat._wire.spans import MAX_ATTRIBUTES, as_text
 
 DEFAULT_MAX_SPANS = 1_000
 DEFAULT_MAX_SPAN_BYTES = 16 * 1024 * 1024
@@ -53,7 +53,7 @@ def _value(value: Any, cut: Cut) -> Any:
         if math.isfinite(value):
             return value
         return "NaN" if value != value else ("+Inf" if value > 0 else "-Inf")
-    return cut(_text(value))
+    return cut(as_text(value))
 
 
 def _attributes(tags: Any, cut: Cut, extra: Optional[Tuple[str, Any]] = None
@@ -65,7 +65,7 @@ def _attributes(tags: Any, cut: Cut, extra: Optional[Tuple[str, Any]] = None
             continue
         name = getattr(key, "name", None)
         if name.__class__ is not str:
-            name = _text(key)
+            name = as_text(key)
         name = cut(name)
         if name in found or len(found) < MAX_ATTRIBUTES:
             found[name] = _value(tag.value, cut)
@@ -76,14 +76,14 @@ def _attributes(tags: Any, cut: Cut, extra: Optional[Tuple[str, Any]] = None
 
 def _annotation(ev: Any, cut: Cut) -> Dict[str, Any]:
     """A log event as the agent shows the annotation ocagent sends of it."""
-    message = _text(ev.message) if ev.message else ""
+    message = as_text(ev.message) if ev.message else ""
     error = ev.error
     extra = None
     if error is not None:
         if message:
             extra = ("Error", error)
         else:
-            message = _text(error)
+            message = as_text(error)
     if not message:
         message = ", ".join("%s=%s" % pair for pair in sorted(
             _attributes(ev.tags, cut, extra).items()))
@@ -98,12 +98,12 @@ def span_record(span: Any, service: str, cut: Cut) -> Dict[str, Any]:
         "traceId": "%032x" % span.trace_id,
         "spanId": "%016x" % span.id,
         "parentSpanId": "%016x" % span.parent_id if span.parent_id else "",
-        "name": cut(_text(span.name)),
+        "name": cut(as_text(span.name)),
         "kind": "UNSPECIFIED",
         "service": service,
         "startUnixNano": span.start,
         "durationNano": max(0, span.end - span.start),
-        "status": {"code": int(status[0]), "message": cut(_text(status[1]))},
+        "status": {"code": int(status[0]), "message": cut(as_text(status[1]))},
         "attributes": _attributes(span.tags, cut),
         "annotations": [_annotation(ev, cut) for ev in list(events)[-MAX_ANNOTATIONS:]],
     }
@@ -115,9 +115,14 @@ class SpanStore:
     def __init__(self, max_spans: int = DEFAULT_MAX_SPANS,
                  max_span_bytes: int = DEFAULT_MAX_SPAN_BYTES, service: str = "",
                  max_tracez_spans: int = 1_000) -> None:
-        self.max_spans = max(0, int(max_spans))
-        self.max_span_bytes = max(1, int(max_span_bytes))
-        self.max_tracez_spans = max(1, int(max_tracez_spans))
+        for name, value, least in (("max_spans", max_spans, 0),
+                                   ("max_span_bytes", max_span_bytes, 1),
+                                   ("max_tracez_spans", max_tracez_spans, 1)):
+            if type(value) is not int or value < least:
+                raise ValueError("%s must be an int >= %d, not %r" % (name, least, value))
+        self.max_spans = max_spans
+        self.max_span_bytes = max_span_bytes
+        self.max_tracez_spans = max_tracez_spans
         self.service = service[:4096]
         self._inbox: Deque[Tuple[int, Any]] = collections.deque(maxlen=max(1, self.max_spans))
         self._sequence = itertools.count()
