@@ -178,7 +178,12 @@ def test_twenty_concurrent_clients(agent: Agent) -> None:
     def client(i: int) -> None:
         try:
             if i % 2:
-                with grpc.insecure_channel("127.0.0.1:%d" % agent.port) as channel:
+                # Each client its own connection, as separate processes have: channels
+                # of one process share one by default, and grpcio may refuse streams
+                # beyond the agent's 8 a connection (REFUSED_STREAM: UNAVAILABLE).
+                with grpc.insecure_channel("127.0.0.1:%d" % agent.port,
+                                           options=[("grpc.use_local_subchannel_pool", 1)]
+                                           ) as channel:
                     stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
                     list(stub.Export(iter([request("c", i, v) for v in (1, 2, i)]),
                                      timeout=30))
