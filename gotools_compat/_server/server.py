@@ -20,7 +20,7 @@ from typing import Callable, Dict, Hashable, List, Optional, Protocol, Tuple
 
 from .http1 import (PREFACE, PROBATION, WAITING, Connection,
                     peer_host)
-from . import grpc_pipe
+from . import gil_sockets, grpc_pipe
 from .jobs import Jobs
 from .limits import Counters, Limits
 from .messages import Request, Response, error_response
@@ -91,7 +91,7 @@ class Server:
         self.limits = limits = limits or Limits()
         self.counters = Counters()
         self.max_connections, self.max_per_peer = limits.connections(fds_per_connection)
-        self.loop = asyncio.new_event_loop()
+        self.loop = gil_sockets.new_event_loop()
         self._name = name
         self._listeners: List[_Listener] = []
         self._connections: Dict[Connection, None] = {}
@@ -192,7 +192,7 @@ class Server:
     def _accept(self, listener: _Listener) -> None:
         for _ in range(_ACCEPTS_PER_WAKEUP):
             try:
-                sock, address = listener.sock.accept()
+                sock, address = gil_sockets.accept(listener.sock)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
