@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import http.client
+import math
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Hashable, List, Optional, Tuple
+from typing import Any, Callable, Hashable, List, Optional, Tuple
+
+import pytest
 
 from gotools_compat._server import Limits, Request, Response
 from gotools_compat._server.jobs import Jobs
@@ -41,7 +45,8 @@ def test_requests_of_one_key_that_wait_together_get_one_answer() -> None:
     try:
         jobs.put(conns[0], request("/first"), "k")
         wait_until(lambda: called == ["/first"], what="the worker to take the first group")
-        # The first group is closed: these wait for the next answer, not for its.
+        # The first group is closed: these wait for the next answer, not for its,
+        # and go to a worker once it is out (one answer of a key in the making).
         jobs.put(conns[1], request("/a"), "k")
         jobs.put(conns[2], request("/b"), "k")
         jobs.put(conns[3], request("/c"), None)  # no key: its own answer
@@ -52,12 +57,55 @@ def test_requests_of_one_key_that_wait_together_get_one_answer() -> None:
         gate.set()
         jobs.stop(1)
         worker.join(10)
-    assert called == ["/first", "/a", "/c", "/d"]
+    assert called == ["/first", "/c", "/d", "/a"]
     bodies = [[(req.path, resp.body) for req, resp in c.answers] for c in conns]
-    assert bodies == [[("/first", b"answer 1 to /first")], [("/a", b"answer 2 to /a")],
-                      [("/b", b"answer 2 to /a")], [("/c", b"answer 3 to /c")],
-                      [("/d", b"answer 4 to /d")]]
+    assert bodies == [[("/first", b"answer 1 to /first")], [("/a", b"answer 4 to /a")],
+                      [("/b", b"answer 4 to /a")], [("/c", b"answer 2 to /c")],
+                      [("/d", b"answer 3 to /d")]]
     assert not worker.is_alive()
+
+
+def test_a_keys_next_answer_waits_for_what_its_last_one_cost() -> None:
+    """After an answer that took c seconds of CPU, the key's next group goes c / budget
+    after it began; requests that come meanwhile join that group; other keys never wait."""
+    waits: List[Tuple[float, Callable[..., Any], Tuple[Any, ...]]] = []
+
+    def call(req: Request) -> Response:
+        cpu = time.thread_time()
+        while time.thread_time() - cpu < 0.002:  # 2 ms of CPU: the next waits >= 2 s
+            pass
+        return Response(200, req.path.encode())
+
+    jobs = Jobs(call, lambda fn, *args: fn(*args),
+                lambda delay, fn, *args: waits.append((delay, fn, args)), budget=0.001)
+    worker = threading.Thread(target=jobs.run)
+    worker.start()
+    conns = [Conn() for _ in range(5)]
+    try:
+        jobs.put(conns[0], request("/1"), "k")
+        wait_until(lambda: conns[0].answers, what="the first answer")
+        assert waits == []  # the first of its key goes at once
+        jobs.put(conns[1], request("/2"), "k")
+        jobs.put(conns[2], request("/3"), "k")  # joins the waiting group
+        jobs.put(conns[3], request("/x"), "other")
+        jobs.put(conns[4], request("/y"), None)
+        wait_until(lambda: conns[3].answers and conns[4].answers, what="the other answers")
+        assert [delay > 1.0 for delay, _, _ in waits] == [True]
+        assert not conns[1].answers and not conns[2].answers
+        _, function, args = waits[0]
+        function(*args)  # the wait is over
+        wait_until(lambda: conns[1].answers and conns[2].answers, what="the paced answer")
+    finally:
+        jobs.stop(1)
+        worker.join(10)
+    assert [[resp.body for _, resp in c.answers] for c in conns] == [
+        [b"/1"], [b"/2"], [b"/2"], [b"/x"], [b"/y"]]
+
+
+@pytest.mark.parametrize("budget", [0.0, -0.1, 1.5, math.nan])
+def test_a_share_budget_outside_0_to_1_is_refused(budget: float) -> None:
+    with pytest.raises(ValueError, match="share_budget must be above 0 and at most 1"):
+        Limits(share_budget=budget)
 
 
 class Shared(Echo):

@@ -12,12 +12,19 @@ takes it; a request that comes later starts the next group.
 Under the GIL each hand-off between threads can wait a switch interval
 (5 ms) for a thread that computes; fifty scrapers answered one by one cost
 a hundred hand-offs a round, answered as a group two.
+
+A key has one answer in the making at a time, and its next group goes to a
+worker no sooner than ``1 / budget`` times what the last answer cost (the
+handler's CPU time, and the loop's to read and answer the group): scrapers
+back to back then take at most about ``budget`` of the application's time,
+however many ask and however fast, while a lone scrape never waits.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
 from .messages import Request, Response
@@ -25,17 +32,27 @@ from .messages import Request, Response
 Member = Tuple[Any, Request]  # (connection, request)
 Job = Tuple[List[Member], Optional[Hashable]]
 
+#: Keys remembered at most before those whose wait is over are let go (keys
+#: come from request headers).
+_KEYS = 64
+
 
 class Jobs:
     """The queue between the loop (:meth:`put`) and the workers (:meth:`run`)."""
 
     def __init__(self, call: Callable[[Request], Response],
-                 deliver: Callable[..., Any]) -> None:
+                 deliver: Callable[..., Any], later: Optional[Callable[..., Any]] = None,
+                 budget: float = 1.0) -> None:
         self._call = call
         self._deliver = deliver  # runs a function on the loop thread
+        self._later = later  # later(delay, function, *args), on the loop thread
+        self._budget = budget
         self._queue: "queue.SimpleQueue[Optional[Job]]" = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._open: Dict[Hashable, List[Member]] = {}  # groups no worker has taken yet
+        # Only the loop thread reads and writes these two.
+        self._making: Dict[Hashable, None] = {}  # keys with a group queued or in a worker
+        self._next: Dict[Hashable, float] = {}  # key: monotonic time its next group may go
 
     def put(self, conn: Any, request: Request, key: Optional[Hashable]) -> None:
         """On the loop: ``request`` of ``conn`` to a worker, in its key's group if any."""
@@ -49,7 +66,17 @@ class Jobs:
                 group.append(member)
                 return
             group = self._open[key] = [member]
-        self._queue.put((group, key))
+        if key not in self._making:  # else it goes once the answer in the making is out
+            self._send(key, group)
+
+    def _send(self, key: Hashable, group: List[Member]) -> None:
+        """On the loop: ``group`` to a worker, once the last answer's wait is over."""
+        self._making[key] = None
+        wait = self._next.get(key, 0.0) - time.monotonic()
+        if wait > 0 and self._later is not None:
+            self._later(wait, self._queue.put, (group, key))
+        else:
+            self._queue.put((group, key))
 
     def stop(self, workers: int) -> None:
         for _ in range(workers):
@@ -66,13 +93,35 @@ class Jobs:
                 with self._lock:  # closed: later requests start a new group
                     if self._open.get(key) is group:
                         del self._open[key]
+            started = time.monotonic()
+            cpu = time.thread_time()
             response = self._call(group[0][1])
+            cost = time.thread_time() - cpu
             try:
-                self._deliver(_respond, group, response)
+                self._deliver(self._respond, group, key, response, started, cost)
             except RuntimeError:  # the loop is closed: stopping
                 return
 
+    def _respond(self, group: List[Member], key: Optional[Hashable], response: Response,
+                 started: float, cost: float) -> None:
+        """On the loop: the answer to each member; then the key's next group, if any."""
+        cpu = time.thread_time()
+        try:
+            for conn, request in group:
+                conn.respond(request, response)
+        finally:
+            if key is not None:
+                # Reading the group's requests cost the loop about what answering did.
+                self._answered(key, started, cost + 2 * (time.thread_time() - cpu))
 
-def _respond(group: List[Member], response: Response) -> None:
-    for conn, request in group:
-        conn.respond(request, response)
+    def _answered(self, key: Hashable, started: float, cost: float) -> None:
+        now = time.monotonic()
+        if len(self._next) >= _KEYS:
+            for old in [k for k, at in self._next.items() if at <= now]:
+                del self._next[old]
+        self._next[key] = started + cost / self._budget
+        del self._making[key]
+        with self._lock:
+            waiting = self._open.get(key)
+        if waiting is not None:
+            self._send(key, waiting)

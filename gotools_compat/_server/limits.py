@@ -55,6 +55,12 @@ class Limits:
     - ``max_body_bytes``: a request body under any framing (413 above it);
       ``max_header_bytes``: request line and headers (431 above it).
     - ``workers``: threads that run the handlers.
+    - ``share_budget``: the share of the application's time that answers
+      requests wait together for (``serve()``'s scrapes) may take when they
+      come back to back: after an answer that cost ``c`` seconds of CPU, the
+      next one for the same key starts no sooner than ``c / share_budget``
+      after it began, and requests that come meanwhile wait and share it
+      (1: one answer at a time; a lone scrape never waits).
     """
 
     max_connections: int = 0
@@ -67,6 +73,7 @@ class Limits:
     max_body_bytes: int = 16 * 1024 * 1024
     max_header_bytes: int = 16 * 1024
     workers: int = 4
+    share_budget: float = 0.2
 
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_connections_per_peer", "max_body_bytes",
@@ -76,6 +83,8 @@ class Limits:
         for name in ("header_timeout", "body_timeout", "idle_timeout", "write_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError("%s must be a positive number of seconds" % name)
+        if not 0 < self.share_budget <= 1:
+            raise ValueError("share_budget must be above 0 and at most 1")
         if self.workers < 1 or self.max_grpc_connections_per_peer < 1:
             raise ValueError("workers and max_grpc_connections_per_peer must be at least 1")
 

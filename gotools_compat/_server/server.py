@@ -108,7 +108,8 @@ class Server:
         self._max_pending = max(8, self._max_probation)
         self._paused_at: Optional[float] = None
         self._retry: Optional[asyncio.TimerHandle] = None
-        self._jobs = Jobs(self._call, self.loop.call_soon_threadsafe)
+        self._jobs = Jobs(self._call, self.loop.call_soon_threadsafe, self.loop.call_later,
+                          limits.share_budget)
         self._share_key: Callable[[Request], Optional[Hashable]] = getattr(
             handler, "share_key", lambda request: None)
         self._workers: List[threading.Thread] = []
