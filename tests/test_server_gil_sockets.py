@@ -75,6 +75,8 @@ def test_bytes_go_both_ways_peek_included(pair: Tuple[socket.socket, socket.sock
     client, served = pair
     with pytest.raises(BlockingIOError):
         served.recv(100)  # nothing sent yet
+    with pytest.raises(ValueError, match="negative buffersize"):
+        served.recv(-1)  # never a size_t of 2**64 - 1 for a 64 KiB buffer
     message = bytes(range(256)) * 800  # 204,800 bytes, NULs included
     client.sendall(message)
     got = b""

@@ -125,6 +125,8 @@ class _Socket(socket.socket):
     _peer: Any
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")  # as the stock call says
         buffer = _buffers.of(bufsize)
         recv, fd = self._libc.recv, self.fileno()
         while True:
