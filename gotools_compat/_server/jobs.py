@@ -14,8 +14,9 @@ Under the GIL each hand-off between threads can wait a switch interval
 a hundred hand-offs a round, answered as a group two.
 
 A key has one answer in the making at a time, and its next group goes to a
-worker no sooner than ``1 / budget`` times what the last answer cost (the
-handler's CPU time, and the loop's to read and answer the group): scrapers
+worker no sooner than ``1 / budget`` times what its answers cost (the
+handler's CPU time, and the loop's to read and answer the group; smoothed
+over the last few) after the last one began: scrapers
 back to back then take at most about ``budget`` of the application's time,
 however many ask and however fast, while a lone scrape never waits.
 """
@@ -53,6 +54,7 @@ class Jobs:
         # Only the loop thread reads and writes these two.
         self._making: Dict[Hashable, None] = {}  # keys with a group queued or in a worker
         self._next: Dict[Hashable, float] = {}  # key: monotonic time its next group may go
+        self._cost: Dict[Hashable, float] = {}  # key: its answers' cost, smoothed
 
     def put(self, conn: Any, request: Request, key: Optional[Hashable]) -> None:
         """On the loop: ``request`` of ``conn`` to a worker, in its key's group if any."""
@@ -119,6 +121,11 @@ class Jobs:
         if len(self._next) >= _KEYS:
             for old in [k for k, at in self._next.items() if at <= now]:
                 del self._next[old]
+                del self._cost[old]
+        # Smoothed, so that one slow answer (a collection, a page fault) does not
+        # hold the next one back by ten times its own cost.
+        last = self._cost.get(key)
+        cost = self._cost[key] = cost if last is None else 0.75 * last + 0.25 * cost
         self._next[key] = started + cost / self._budget
         del self._making[key]
         with self._lock:
