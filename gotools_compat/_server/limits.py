@@ -57,10 +57,11 @@ class Limits:
     - ``workers``: threads that run the handlers.
     - ``share_budget``: the share of the application's time that answers
       requests wait together for (``serve()``'s scrapes) may take when they
-      come back to back: after an answer that cost ``c`` seconds of CPU, the
-      next one for the same key starts no sooner than ``c / share_budget``
-      after it began, and requests that come meanwhile wait and share it
-      (1: one answer at a time; a lone scrape never waits).
+      come back to back: when its answers cost ``c`` seconds of CPU
+      (smoothed over the last few), the next one for the same key starts no
+      sooner than ``c / share_budget`` after the last one began, and requests
+      that come meanwhile wait and share it (1: one answer at a time; a lone
+      scrape never waits).
     """
 
     max_connections: int = 0
