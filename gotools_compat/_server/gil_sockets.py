@@ -23,7 +23,6 @@ import asyncio
 import ctypes
 import errno
 import os
-import platform
 import select
 import selectors
 import socket
@@ -215,7 +214,7 @@ class _EpollEvent(ctypes.Structure):
     _fields_ = [("events", ctypes.c_uint32), ("data", ctypes.c_uint64)]
 
 
-if platform.machine().lower() in ("x86_64", "amd64"):
+if sys.platform.startswith("linux") and os.uname().machine in ("x86_64", "amd64"):
     class _EpollEvent(ctypes.Structure):  # type: ignore[no-redef]
         # struct epoll_event is packed on x86-64 only (EPOLL_PACKED in <sys/epoll.h>).
         _pack_ = 1
