@@ -5,8 +5,7 @@ cannot block.  In an application whose own thread keeps a core busy, that
 thread may take the GIL at any release, and the loop thread then waits up
 to the switch interval (5 ms) to have it back; over the dozen calls of a
 scrape, and the thousands a second of a slow-client flood, that added up to
-seconds (bench_hostile: a scrape during 700 slow connections took 6.6 s,
-now 15-18 ms).  On Linux the loop thread's non-blocking calls
+seconds (``benchmarks/bench_hostile.py --only serve``).  On Linux the loop thread's non-blocking calls
 (accept4, recv, send, shutdown, close, setsockopt, getsockname, epoll_ctl,
 and epoll_wait with a zero timeout) go to libc through ``ctypes.PyDLL``,
 which keeps the GIL: they return at once, so nothing else could have run.
