@@ -5,10 +5,11 @@ cannot block.  In an application whose own thread keeps a core busy, that
 thread may take the GIL at any release, and the loop thread then waits up
 to the switch interval (5 ms) to have it back; over the dozen calls of a
 scrape, and the thousands a second of a slow-client flood, that added up to
-seconds (``benchmarks/bench_hostile.py --only serve``).  On Linux the loop thread's non-blocking calls
-(accept4, recv, send, shutdown, close, setsockopt, getsockname, epoll_ctl,
-and epoll_wait with a zero timeout) go to libc through ``ctypes.PyDLL``,
-which keeps the GIL: they return at once, so nothing else could have run.
+seconds (``benchmarks/bench_hostile.py --only serve``).  On Linux the loop
+thread's non-blocking calls (accept4, recv, send, shutdown, close,
+setsockopt, getsockname, epoll_ctl, and epoll_wait with a zero timeout) go
+to libc through ``ctypes.PyDLL``, which keeps the GIL: they return at once,
+so nothing else could have run.
 Only the loop's blocking wait lets the GIL go, once for every batch of ready
 connections.  Elsewhere, or if libc lacks a call, the stock socket and
 selector are used, and behave the same.
