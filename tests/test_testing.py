@@ -9,14 +9,14 @@ import threading
 from typing import Any, Dict, List, Set
 
 import pytest
+
+from gotools_compat import metric, stats  # first: E13's clock patch (3.12+ warns without it)
+from gotools_compat.export import prometheus
+from gotools_compat.testing import fresh_registry
 from opencensus.stats import aggregation as oc_aggregation
 from opencensus.stats import measure as oc_measure
 from opencensus.stats import stats as oc_stats
 from opencensus.stats import view as oc_view
-
-from gotools_compat import metric, stats
-from gotools_compat.export import prometheus
-from gotools_compat.testing import fresh_registry
 
 # The tests open registries inside the test's own fresh one, so whatever they
 # leave behind by mistake does not reach other tests.
