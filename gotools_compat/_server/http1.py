@@ -19,11 +19,12 @@ import asyncio
 import collections
 import logging
 import socket
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Deque, List, Optional, Union
 
 import h11
 
-from .messages import REASONS, Request, Response, error_response, raw_response
+from .messages import (Request, Response, error_response, h11_bytes, head_size,
+                       header_dict, raw_response)
 
 if TYPE_CHECKING:
     from .server import Server
@@ -50,12 +51,6 @@ _CHUNK = 1024 * 1024
 # waits for its client between messages: grpcio answers what it sends).
 FIRST, HEAD, BODY, HANDLING, WRITING, IDLE, GRPC, LINGER, CLOSED = range(9)
 WAITING = frozenset((FIRST, HEAD, BODY, IDLE, GRPC, LINGER))
-
-
-def peer_host(address: Any) -> str:
-    if isinstance(address, tuple) and address:
-        return str(address[0])
-    return "local"
 
 
 class Connection(asyncio.Protocol):
@@ -266,8 +261,7 @@ class Connection(asyncio.Protocol):
         self._head = head
         # h11 bounds only a head still incomplete; one that came whole is measured here.
         limit = self.server.limits.max_header_bytes
-        size = len(head.method) + len(head.target) + 14 + sum(
-            len(n) + len(v) + 4 for n, v in head.headers)
+        size = head_size(head)
         if size > limit:
             self.server.counters.hit("max_header_bytes", "%s: request refused (431): head of "
                                      "%d bytes", self.peer, size)
@@ -276,11 +270,7 @@ class Connection(asyncio.Protocol):
         if self.probation and not self._promoted():
             self._refuse(503, "too many connections, all busy; try again")
             return
-        headers: Dict[str, str] = {}
-        for name, value in head.headers:
-            key = name.decode("ascii")
-            text = value.decode("latin-1")
-            headers[key] = headers[key] + ", " + text if key in headers else text
+        headers = header_dict(head)
         if "transfer-encoding" in headers and "content-length" in headers:
             self.server.counters.hit("bad_framing", "%s: request refused (400): %s",
                                      self.peer, "Content-Length with Transfer-Encoding")
@@ -336,37 +326,22 @@ class Connection(asyncio.Protocol):
             return  # closed meanwhile
         conn = self._h11
         assert conn is not None and self.transport is not None
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-        pieces = [response.body] if isinstance(response.body, bytes) else response.body
-        size = sum(map(len, pieces))
-        headers.append((b"Content-Length", b"%d" % size))
-        if response.close:
-            headers.append((b"Connection", b"close"))
-        if request.method == "HEAD":
-            pieces = []
         try:
-            head = conn.send(h11.Response(status_code=response.status, headers=headers,
-                                          reason=REASONS.get(response.status, b"")))
-            out: List[Any] = []
-            for piece in pieces:
-                if piece:
-                    out += conn.send_with_data_passthrough(h11.Data(data=piece)) or ()
-            tail = conn.send(h11.EndOfMessage())
+            head, out, tail, size = h11_bytes(conn, response, request.method == "HEAD")
         except h11.LocalProtocolError as exc:  # a handler's bad header: not the client's fault
             logger.error("%s: response could not be sent: %s", self.peer, exc)
             self.close()
             return
-        assert head is not None
         self._close_after = conn.our_state is h11.MUST_CLOSE or response.close
         if size < _JOIN_BELOW or not out:  # one segment
-            self._write(b"".join([head, *out, tail or b""]))
+            self._write(b"".join([head, *out, tail]))
             self._out, self._tail = None, b""
         else:
             # A large body goes out a chunk at a time as the client reads it: the
             # transport never holds (or copies) more than a chunk of it.
             self._write(head)
             self._out = collections.deque(memoryview(piece) for piece in out)
-            self._tail = tail or b""
+            self._tail = tail
         if self._out is not None or self._write_paused:
             # Also a client that does not read what was written: its next request waits,
             # under the write timeout (else pipelined responses pile up here without bound).

@@ -1,11 +1,13 @@
-"""What a handler sees and returns: a request read whole, and its response."""
+"""What a handler sees and returns (a request read whole, and its response), and their bytes."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
+
+import h11
 
 REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
             408: b"Request Timeout", 411: b"Length Required", 413: b"Content Too Large",
@@ -62,3 +64,49 @@ def raw_response(response: Response, head_request: bool) -> bytes:
     lines.append(b"Content-Length: %d" % len(body))
     lines.append(b"Connection: close")
     return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head_request else body)
+
+
+def h11_bytes(conn: h11.Connection, response: Response, head_request: bool
+              ) -> Tuple[bytes, List[Any], bytes, int]:
+    """``response`` through ``conn``'s state machine: (head, body pieces, tail, body size).
+
+    The pieces are h11's, not joined.  Raises ``h11.LocalProtocolError`` for a
+    header h11 refuses (a handler's bug)."""
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    pieces = [response.body] if isinstance(response.body, bytes) else response.body
+    size = sum(map(len, pieces))
+    headers.append((b"Content-Length", b"%d" % size))
+    if response.close:
+        headers.append((b"Connection", b"close"))
+    head = conn.send(h11.Response(status_code=response.status, headers=headers,
+                                  reason=REASONS.get(response.status, b"")))
+    out: List[Any] = []
+    for piece in pieces if not head_request else ():
+        if piece:
+            out += conn.send_with_data_passthrough(h11.Data(data=piece)) or ()
+    tail = conn.send(h11.EndOfMessage())
+    assert head is not None
+    return head, out, tail or b"", size
+
+
+def head_size(head: h11.Request) -> int:
+    """A request head's bytes as sent (h11 bounds only a head still incomplete)."""
+    return len(head.method) + len(head.target) + 14 + sum(
+        len(n) + len(v) + 4 for n, v in head.headers)
+
+
+def header_dict(head: h11.Request) -> Dict[str, str]:
+    """A request's headers by lower-case name, repeated ones joined with ", "."""
+    headers: Dict[str, str] = {}
+    for name, value in head.headers:
+        key = name.decode("ascii")
+        text = value.decode("latin-1")
+        headers[key] = headers[key] + ", " + text if key in headers else text
+    return headers
+
+
+def peer_host(address: Any) -> str:
+    """The host part of a peer's address ("local" for a unix socket's)."""
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return "local"

@@ -18,10 +18,10 @@ from typing import Callable, Hashable, List, Optional, Protocol
 
 from . import gil_sockets, grpc_pipe
 from .admission import Admission, Listener
-from .http1 import Connection, peer_host
+from .http1 import Connection
 from .jobs import Jobs
 from .limits import Counters, Limits
-from .messages import Request, Response, error_response
+from .messages import Request, Response, error_response, peer_host
 
 logger = logging.getLogger(__name__)
 
