@@ -16,9 +16,9 @@ a hundred hand-offs a round, answered as a group two.
 A key has one answer in the making at a time, and its next group goes to a
 worker no sooner than ``1 / budget`` times what its answers cost (the
 handler's CPU time, and the loop's to read and answer the group; smoothed
-over the last few) after the last one began: scrapers
-back to back then take at most about ``budget`` of the application's time,
-however many ask and however fast, while a lone scrape never waits.
+over the last few) after the last one began: scrapers back to back then
+take at most about ``budget`` of the application's time, however many ask
+and however fast, while a lone scrape never waits.
 """
 
 from __future__ import annotations
