@@ -383,6 +383,36 @@ def test_get_metrics_never_raises_while_threads_add_rows() -> None:
     assert sum(p.count for p in oc_points(name).values()) == 40_000
 
 
+def test_get_metrics_never_raises_while_threads_define_metrics() -> None:
+    import threading
+    done = threading.Event()
+    errors: List[BaseException] = []
+    reads: List[int] = []
+
+    def definer(i: int) -> None:
+        for n in range(300):  # each a new measure: a new key in opencensus's map
+            m = stats.Int64("d%d_m%d" % (i, n), "", "1")
+            metric.Scalar("d%d_c%d" % (i, n)).count_int64(m)
+            m.record(None, 1)
+
+    def reader() -> None:
+        try:
+            while not done.is_set() or len(reads) < 20:
+                reads.append(len(list(oc_stats.stats.get_metrics())))
+        except BaseException as e:  # noqa: B902 - recorded for the assertion
+            errors.append(e)
+
+    read_thread = threading.Thread(target=reader)
+    read_thread.start()
+    _threads(definer, 2)
+    done.set()
+    read_thread.join()
+    assert errors == []
+    names = {m.descriptor.name for m in oc_stats.stats.get_metrics()}
+    assert {"d%d_c%d" % (i, n) for i in range(2) for n in range(300)} <= names
+    assert len(reads) >= 20
+
+
 def test_a_forked_child_starts_from_zero_and_the_parent_keeps_its_rows() -> None:
     import subprocess
     import sys

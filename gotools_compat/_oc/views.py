@@ -203,6 +203,15 @@ def register(name: str, description: str, measure: Any, recorder: Recorder) -> C
     with _registry_lock:
         if name in mtvm._registered_views:
             raise ValueError("opencensus already has a view named %r" % name)
+        lists = mtvm._measure_to_view_data_list_map
+        if measure.name not in lists:
+            # A new measure is a new key: put it in a copy, so that a reader
+            # iterating the map meanwhile (stats.get_metrics() in another
+            # thread, E11) goes on over the old one instead of raising
+            # "dictionary changed size during iteration".
+            lists = collections.defaultdict(list, lists)
+            lists[measure.name] = []
+            mtvm._measure_to_view_data_list_map = lists
         oc_stats.stats.view_manager.register_view(view)
         view_datas = mtvm._measure_to_view_data_list_map[measure.name]
         for i, data in enumerate(view_datas):
