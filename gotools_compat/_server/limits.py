@@ -74,7 +74,7 @@ class Limits:
     max_body_bytes: int = 16 * 1024 * 1024
     max_header_bytes: int = 16 * 1024
     workers: int = 4
-    share_budget: float = 0.15
+    share_budget: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_connections_per_peer", "max_body_bytes",
