@@ -7,12 +7,19 @@ import resource
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, Iterable, List, Tuple
 
 logger = logging.getLogger(__name__)
 
 # A cause that keeps being hit is warned about again at most this often.
 _REPEAT_WARNING = 600.0
+
+
+def check_ints(least: int, bounds: Iterable[Tuple[str, object]]) -> None:
+    """ValueError for the first ``(name, value)`` whose value is not an int >= ``least``."""
+    for name, value in bounds:
+        if type(value) is not int or value < least:
+            raise ValueError("%s must be an int >= %d, not %r" % (name, least, value))
 
 
 def fd_limit() -> int:

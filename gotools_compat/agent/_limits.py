@@ -14,6 +14,8 @@ import logging
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from gotools_compat._server.limits import check_ints
+
 from ._kinds import COUNTER, GAUGE, Family
 
 logger = logging.getLogger(__name__)
@@ -50,12 +52,9 @@ class Limits:
 
     def __init__(self, max_series: int, max_series_per_sender: int,
                  max_series_per_metric: int, max_senders: int) -> None:
-        for name, value in ((MAX_SERIES, max_series),
-                            (MAX_SERIES_PER_SENDER, max_series_per_sender),
-                            (MAX_SERIES_PER_METRIC, max_series_per_metric),
-                            (MAX_SENDERS, max_senders)):
-            if type(value) is not int or value < 0:
-                raise ValueError("%s must be an int >= 0, not %r" % (name, value))
+        check_ints(0, ((MAX_SERIES, max_series), (MAX_SERIES_PER_SENDER, max_series_per_sender),
+                       (MAX_SERIES_PER_METRIC, max_series_per_metric),
+                       (MAX_SENDERS, max_senders)))
         self.max_series = max_series
         self.max_series_per_sender = max_series_per_sender
         self.max_series_per_metric = max_series_per_metric

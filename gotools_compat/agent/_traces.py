@@ -14,6 +14,7 @@ from gotools_compat._pages.tracez_json import json_default as _json_default
 from gotools_compat._pages.tracez_json import latency_bucket as latency_bucket
 from gotools_compat._pages.tracez_json import record_size as record_size
 from gotools_compat._pages.tracez_json import KeptSpans, tracez_table
+from gotools_compat._server.limits import check_ints
 
 from ._kinds import COUNTER, GAUGE, Family
 
@@ -91,11 +92,9 @@ class TraceStore:
                  on_spans: Optional[Callable[[List[Dict[str, Any]]], None]] = None, *,
                  max_span_bytes: int = 64 * 1024 * 1024, max_bytes_per_span: int = 64 * 1024,
                  max_tracez_spans: int = 1_000) -> None:
-        for name, value in (("max_spans", max_spans), ("max_span_bytes", max_span_bytes),
-                            ("max_bytes_per_span", max_bytes_per_span),
-                            ("max_tracez_spans", max_tracez_spans)):
-            if type(value) is not int or value < 1:
-                raise ValueError("%s must be an int >= 1, not %r" % (name, value))
+        check_ints(1, (("max_spans", max_spans), ("max_span_bytes", max_span_bytes),
+                       ("max_bytes_per_span", max_bytes_per_span),
+                       ("max_tracez_spans", max_tracez_spans)))
         self.max_spans = max_spans
         self.max_span_bytes = max_span_bytes
         self.max_bytes_per_span = max_bytes_per_span

@@ -29,6 +29,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from gotools_compat._pages.tracez_json import (Cut, KeptSpans, record_size, tracez_json,
                                                tracez_table)
+from gotools_compat._server.limits import check_ints
 from gotools_compat._wire.spans import MAX_ATTRIBUTES, as_text
 
 DEFAULT_MAX_SPANS = 1_000
@@ -115,11 +116,9 @@ class SpanStore:
     def __init__(self, max_spans: int = DEFAULT_MAX_SPANS,
                  max_span_bytes: int = DEFAULT_MAX_SPAN_BYTES, service: str = "",
                  max_tracez_spans: int = 1_000) -> None:
-        for name, value, least in (("max_spans", max_spans, 0),
-                                   ("max_span_bytes", max_span_bytes, 1),
-                                   ("max_tracez_spans", max_tracez_spans, 1)):
-            if type(value) is not int or value < least:
-                raise ValueError("%s must be an int >= %d, not %r" % (name, least, value))
+        check_ints(0, (("max_spans", max_spans),))
+        check_ints(1, (("max_span_bytes", max_span_bytes),
+                       ("max_tracez_spans", max_tracez_spans)))
         self.max_spans = max_spans
         self.max_span_bytes = max_span_bytes
         self.max_tracez_spans = max_tracez_spans
