@@ -53,8 +53,8 @@ class Jobs:
         self._open: Dict[Hashable, List[Member]] = {}  # groups no worker has taken yet
         # Only the loop thread reads and writes these two.
         self._making: Dict[Hashable, None] = {}  # keys with a group queued or in a worker
-        self._next: Dict[Hashable, float] = {}  # key: monotonic time its next group may go
-        self._cost: Dict[Hashable, float] = {}  # key: its answers' cost, smoothed
+        # key: (monotonic time its next group may go, its answers' cost smoothed)
+        self._paced: Dict[Hashable, Tuple[float, float]] = {}
 
     def put(self, conn: Any, request: Request, key: Optional[Hashable]) -> None:
         """On the loop: ``request`` of ``conn`` to a worker, in its key's group if any."""
@@ -74,7 +74,7 @@ class Jobs:
     def _send(self, key: Hashable, group: List[Member]) -> None:
         """On the loop: ``group`` to a worker, once the last answer's wait is over."""
         self._making[key] = None
-        wait = self._next.get(key, 0.0) - time.monotonic()
+        wait = self._paced.get(key, (0.0, 0.0))[0] - time.monotonic()
         if wait > 0 and self._later is not None:
             self._later(wait, self._queue.put, (group, key))
         else:
@@ -118,15 +118,16 @@ class Jobs:
 
     def _answered(self, key: Hashable, started: float, cost: float) -> None:
         now = time.monotonic()
-        if len(self._next) >= _KEYS:
-            for old in [k for k, at in self._next.items() if at <= now]:
-                del self._next[old]
-                del self._cost[old]
+        paced = self._paced
+        if len(paced) >= _KEYS:
+            for old in [k for k, (at, _) in paced.items() if at <= now]:
+                del paced[old]
         # Smoothed, so that one slow answer (a collection, a page fault) does not
         # hold the next one back by ten times its own cost.
-        last = self._cost.get(key)
-        cost = self._cost[key] = cost if last is None else 0.75 * last + 0.25 * cost
-        self._next[key] = started + cost / self._budget
+        last = paced.get(key)
+        if last is not None:
+            cost = 0.75 * last[1] + 0.25 * cost
+        paced[key] = (started + cost / self._budget, cost)
         del self._making[key]
         with self._lock:
             waiting = self._open.get(key)
