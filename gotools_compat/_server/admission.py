@@ -122,7 +122,6 @@ class Admission:
                                   "%d others on probation", peer, len(self._probation))
                 sock.close()
                 return
-        sock.setblocking(False)
         conn = Connection(cast("Server", self), listener.grpc_target, peer, probation)
         self._connections[conn] = None
         if probation:

@@ -184,7 +184,8 @@ class _Socket(socket.socket):
 def accept(listener: socket.socket) -> Tuple[socket.socket, Any]:
     """``listener.accept()`` with a non-blocking socket whose loop calls keep the GIL.
 
-    Raises what ``socket.accept`` raises (BlockingIOError when none waits)."""
+    The socket is non-blocking either way.  Raises what ``socket.accept``
+    raises (BlockingIOError when none waits)."""
     libc = _libc()
     if libc is None:
         sock, address = listener.accept()
