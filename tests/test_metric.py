@@ -485,3 +485,46 @@ def test_records_wait_only_past_the_buffer_limit_while_another_thread_folds() ->
     assert done.is_set()
     [hist] = data(name).rows
     assert hist.counts == [1, agg.DRAIN_LIMIT + 500]  # type: ignore[union-attr]
+
+
+def test_importing_metric_loads_what_every_program_needs_and_the_rest_loads_on_first_use(
+) -> None:
+    # Histograms, Go's collect() data, opencensus's View and Point load when a
+    # program first needs them; each step's answer would differ if they
+    # loaded at import (or not at all).
+    import subprocess
+    import sys
+    import textwrap
+    script = textwrap.dedent("""
+        import sys
+        LAZY = ["gotools_compat._oc.histogram", "bisect", "gotools_compat.metric.data",
+                "opencensus.stats.view", "opencensus.metrics.export.point"]
+        def loaded():
+            return [name for name in LAZY if name in sys.modules]
+        from gotools_compat import metric, stats
+        print(loaded())
+        m = stats.Float64("m")
+        metric.Scalar("c").sum_float64(m)
+        print(loaded())
+        metric.HistogramFloat64("h", "", [1.0]).record(m)
+        m.record(None, 0.5)
+        print(loaded())
+        [h] = [d for d in metric.collect() if d.handle() == "h"]
+        print(loaded(), h.rows[0].counts, metric.HistogramRow is type(h.rows[0]))
+        from opencensus.stats import stats as oc_stats
+        [point] = [x for x in oc_stats.stats.get_metrics()
+                   if x.descriptor.name == "h"][0].time_series[0].points
+        print(loaded(), point.value.count)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "[]",
+        "['opencensus.stats.view']",
+        "['gotools_compat._oc.histogram', 'bisect', 'opencensus.stats.view']",
+        "['gotools_compat._oc.histogram', 'bisect', 'gotools_compat.metric.data', "
+        "'opencensus.stats.view'] [1, 0] True",
+        "['gotools_compat._oc.histogram', 'bisect', 'gotools_compat.metric.data', "
+        "'opencensus.stats.view', 'opencensus.metrics.export.point'] 1",
+    ]

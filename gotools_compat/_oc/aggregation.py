@@ -2,7 +2,7 @@
 
 Each is what a ``View`` takes as its aggregation (``get_metric_type``) and
 makes the metric's rows (``new_row``): :mod:`.rows` (count, sum, latest
-value) and :mod:`.histogram`, whose names are importable from here too.
+value) and :mod:`.histogram`, which loads with the first histogram defined.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any, Sequence, Tuple, Union
 from opencensus.metrics.export import value as oc_value
 from opencensus.metrics.export.metric_descriptor import MetricDescriptorType
 
-from gotools_compat._oc.histogram import CompatDistribution, HistogramRow
 from gotools_compat._oc.rows import (DRAIN_AT, DRAIN_LIMIT, INT64_MAX, INT64_MIN, CountRow, Labels,
                                      LastValueRow, Number, Row, SumRow)
 
@@ -61,6 +60,11 @@ class Distribution:
     kind = "histogram"
 
     def __init__(self, bounds: Sequence[Number], is_int: bool) -> None:
+        # Histogram rows (and bisect) load here: a program with no histogram
+        # never imports them.
+        from gotools_compat._oc.histogram import HistogramRow
+
+        self._row = HistogramRow
         self.bounds = tuple(bounds)
         self.is_int = is_int
         explicit = oc_value.Explicit.__new__(oc_value.Explicit)
@@ -72,12 +76,12 @@ class Distribution:
         return int(MetricDescriptorType.CUMULATIVE_DISTRIBUTION)
 
     def new_row(self, lock: Lock, labels: Labels, tags: Tuple[Any, ...]) -> Row:
-        return HistogramRow(lock, labels, tags, self, self.is_int)
+        return self._row(lock, labels, tags, self, self.is_int)
 
 
 Aggregation = Union[Count, Sum, LastValue, Distribution]
 
 
 __all__ = ["Count", "Sum", "LastValue", "Distribution", "Aggregation", "Row", "CountRow",
-           "SumRow", "LastValueRow", "HistogramRow", "CompatDistribution", "Labels", "Number",
+           "SumRow", "LastValueRow", "Labels", "Number",
            "INT64_MAX", "INT64_MIN", "DRAIN_AT", "DRAIN_LIMIT"]

@@ -9,18 +9,18 @@ and negatives included (opencensus's own Explicit refuses them and counts
 
 from __future__ import annotations
 
-from array import array
 from bisect import bisect_left, bisect_right
 from operator import mul
 from threading import Lock
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
-from opencensus.metrics.export import point as oc_point
 from opencensus.metrics.export import value as oc_value
 
-from gotools_compat._oc.rows import Labels, Number, Row
+from gotools_compat._oc.rows import Labels, Number, Row, new_point
 
 if TYPE_CHECKING:
+    from opencensus.metrics.export.point import Point
+
     from gotools_compat._oc.aggregation import Distribution
 
 # Buckets are immutable: the common small counts share one object each,
@@ -54,7 +54,7 @@ class HistogramRow(Row):
         super().__init__(lock, labels, tags)
         self.options = options
         self.bounds = options.bounds
-        self.counts = array("q", bytes(8 * (len(self.bounds) + 1)))
+        self.counts = [0] * (len(self.bounds) + 1)
         self.sum: Number = 0 if is_int else 0.0
         self.min: Optional[Number] = None
         self.max: Optional[Number] = None
@@ -104,7 +104,7 @@ class HistogramRow(Row):
             self.m2 += batch_m2 + delta * delta * before * n / after
 
     def _zero(self) -> None:
-        self.counts = array("q", bytes(8 * len(self.counts)))
+        self.counts = [0] * len(self.counts)
         self.sum = 0 if isinstance(self.sum, int) else 0.0
         self.min = self.max = None
         self.mean = self.m2 = 0.0
@@ -113,9 +113,9 @@ class HistogramRow(Row):
         """(per-bucket counts with overflow, sum, min, max, sum of squared deviation)."""
         with self.lock:
             self._drain_locked()
-            return self.counts.tolist(), self.sum, self.min, self.max, self.m2
+            return self.counts[:], self.sum, self.min, self.max, self.m2
 
-    def to_point(self, timestamp: Any) -> oc_point.Point:
+    def to_point(self, timestamp: Any) -> Point:
         dist = CompatDistribution.__new__(CompatDistribution)
         with self.lock:
             self._drain_locked()
@@ -128,12 +128,12 @@ class HistogramRow(Row):
             dist.max = self.max
         dist._count = sum(counts)
         dist._bucket_options = self.options.bucket_options
-        return oc_point.Point(dist, timestamp)
+        return new_point(dist, timestamp)
 
     def _copy(self) -> "HistogramRow":
         copy = HistogramRow(Lock(), self.labels, self.tags, self.options,
                             isinstance(self.sum, int))
-        copy.counts = array("q", self.counts)
+        copy.counts = self.counts[:]
         copy.sum, copy.min, copy.max, copy.mean, copy.m2 = (
             self.sum, self.min, self.max, self.mean, self.m2)
         return copy

@@ -18,10 +18,12 @@ from __future__ import annotations
 import logging
 from threading import Lock
 from time import sleep
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
-from opencensus.metrics.export import point as oc_point
 from opencensus.metrics.export import value as oc_value
+
+if TYPE_CHECKING:
+    from opencensus.metrics.export.point import Point
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,18 @@ Labels = Tuple[Optional[str], ...]
 DRAIN_AT = 64
 # ... and waits for the lock to fold one that reached this many (see drain_soon).
 DRAIN_LIMIT = 1024
+
+_Point: Any = None
+
+
+def new_point(value: Any, timestamp: Any) -> Point:
+    """An opencensus ``Point``; its module loads with the first export, which needs it."""
+    global _Point
+    if _Point is None:
+        from opencensus.metrics.export import point
+
+        _Point = point.Point
+    return _Point(value, timestamp)
 
 
 class Row:
@@ -134,8 +148,8 @@ class CountRow(Row):
 
     wire_value = value
 
-    def to_point(self, timestamp: Any) -> oc_point.Point:
-        return oc_point.Point(oc_value.ValueLong(self.value()), timestamp)
+    def to_point(self, timestamp: Any) -> Point:
+        return new_point(oc_value.ValueLong(self.value()), timestamp)
 
     def _copy(self) -> "CountRow":
         copy = CountRow(Lock(), self.labels, self.tags)
@@ -182,8 +196,8 @@ class SumRow(Row):
             return INT64_MAX if value > 0 else INT64_MIN
         return value
 
-    def to_point(self, timestamp: Any) -> oc_point.Point:
-        return oc_point.Point(self.value_type(self.wire_value()), timestamp)
+    def to_point(self, timestamp: Any) -> Point:
+        return new_point(self.value_type(self.wire_value()), timestamp)
 
     def _copy(self) -> "SumRow":
         copy = SumRow(Lock(), self.labels, self.tags, self.value_type is oc_value.ValueLong)
@@ -213,8 +227,8 @@ class LastValueRow(Row):
 
     wire_value = value
 
-    def to_point(self, timestamp: Any) -> oc_point.Point:
-        return oc_point.Point(self.value_type(self.last), timestamp)
+    def to_point(self, timestamp: Any) -> Point:
+        return new_point(self.value_type(self.last), timestamp)
 
     def _copy(self) -> "LastValueRow":
         copy = LastValueRow(Lock(), self.labels, self.tags, self.value_type is oc_value.ValueLong)

@@ -15,9 +15,7 @@ import logging
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from opencensus.stats import measure as oc_measure
 from opencensus.stats import stats as oc_stats
-from opencensus.stats import view as oc_view
 from opencensus.stats import view_data as oc_view_data
 from opencensus.tags import TagContext
 
@@ -49,6 +47,8 @@ def opencensus_measure(name: str, description: str, unit: str, is_int: bool) -> 
     adopted (so its ``MeasurementMap`` records reach our rows); one of the
     other number type is a ValueError.
     """
+    from opencensus.stats import measure as oc_measure  # loads with the first definition
+
     kind = oc_measure.MeasureInt if is_int else oc_measure.MeasureFloat
     with _registry_lock:
         existing = _measure_to_view_map()._registered_measures.get(name)
@@ -197,6 +197,8 @@ def swap_definitions(definitions: Definitions) -> Definitions:
 
 def register(name: str, description: str, measure: Any, recorder: Recorder) -> CompatViewData:
     """Register a View for ``recorder`` and put our ViewData behind it."""
+    from opencensus.stats import view as oc_view  # loads with the first definition
+
     view = oc_view.View(name, description, list(recorder.columns), measure,
                         recorder.aggregation)
     mtvm = _measure_to_view_map()

@@ -37,20 +37,23 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar,
+                    Union)
 
 from gotools_compat import _oc  # noqa: F401  (clock patch before opencensus.stats)
 from gotools_compat._oc import aggregation as agg
 from gotools_compat._oc import views
 from gotools_compat.event import Context, Key
-from gotools_compat.metric.data import (Float64Data, HistogramFloat64Data, HistogramFloat64Row,
-                                        HistogramInt64Data, HistogramInt64Row, HistogramRow,
-                                        Int64Data, MetricData)
-from gotools_compat.metric.data import snapshot as _snapshot
 from gotools_compat.metric.snapshot import (HistogramRowSnapshot, HistogramSnapshot, Kind, Labels,
                                             Registered, RowSnapshot)
 from gotools_compat.metric import _registry
 from gotools_compat.stats import Float64, Int64, _Measure
+
+if TYPE_CHECKING:
+    from gotools_compat.metric.data import (Float64Data, HistogramFloat64Data,
+                                            HistogramFloat64Row, HistogramInt64Data,
+                                            HistogramInt64Row, HistogramRow, Int64Data,
+                                            MetricData)
 
 log = logging.getLogger(__name__)
 
@@ -291,9 +294,11 @@ class HistogramFloat64(_Histogram):
 
 def collect() -> List[MetricData]:
     """A snapshot of every metric made with this package, in definition order."""
+    from gotools_compat.metric.data import snapshot
+
     entries = registered()
     now = datetime.datetime.now(datetime.timezone.utc)
-    return [_snapshot(entry, now) for entry in entries]
+    return [snapshot(entry, now) for entry in entries]
 
 
 def opencensus_measure(measure: _Measure) -> Any:
@@ -307,6 +312,20 @@ def opencensus_measure(measure: _Measure) -> Any:
             measure.opencensus = views.opencensus_measure(
                 measure.name, measure.description, measure.unit, isinstance(measure, Int64))
         return measure.opencensus
+
+
+_DATA = frozenset(("Int64Data", "Float64Data", "HistogramInt64Data", "HistogramFloat64Data",
+                   "HistogramRow", "HistogramInt64Row", "HistogramFloat64Row", "MetricData"))
+
+
+def __getattr__(name: str) -> Any:
+    # Go's data types load with the first collect() or the first use of a name:
+    # a program that only records never pays for them.
+    if name in _DATA:
+        from gotools_compat.metric import data
+
+        return getattr(data, name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 __all__ = [

@@ -6,10 +6,12 @@ Plain classes rather than dataclasses, which would cost import time (inspect).
 from __future__ import annotations
 
 import datetime
-from typing import Any, List, Optional, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Union
 
-from gotools_compat._oc import aggregation as agg
 from gotools_compat.event import Tag
+
+if TYPE_CHECKING:
+    from gotools_compat._oc import histogram
 
 Number = Union[int, float]
 
@@ -103,7 +105,7 @@ class HistogramFloat64Data(_Data):
 MetricData = Union[Int64Data, Float64Data, HistogramInt64Data, HistogramFloat64Data]
 
 
-def _histogram_row(row: agg.HistogramRow) -> HistogramRow:
+def _histogram_row(row: histogram.HistogramRow) -> HistogramRow:
     counts, total, lo, hi, m2 = row.snapshot()
     values = []
     running = 0

@@ -10,7 +10,7 @@ scrape reads every row, and a tuple per row is what keeps that cheap.
 from __future__ import annotations
 
 import enum
-from operator import attrgetter
+from operator import attrgetter, methodcaller
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Tuple
 
 from gotools_compat._oc import aggregation as agg
@@ -38,6 +38,7 @@ HistogramSnapshot = tuple[list[int], Number, _MaybeNumber, _MaybeNumber, float]
 HistogramRowSnapshot = tuple[Labels, HistogramSnapshot]
 
 _labels = attrgetter("labels")
+_histogram = methodcaller("snapshot")
 
 
 class Kind(str, enum.Enum):
@@ -168,7 +169,7 @@ class Registered:
         if not self.kind.is_histogram:
             raise TypeError("%s is not a histogram: read it with rows()" % self.name)
         rows = self.recorder.snapshot_rows()
-        return zip(map(_labels, rows), map(agg.HistogramRow.snapshot, rows))
+        return zip(map(_labels, rows), map(_histogram, rows))
 
     def __repr__(self) -> str:
         return "Registered(%r, %r)" % (self.info, str(self.kind))
