@@ -10,21 +10,21 @@ HTTP/1.1 framing is RFC 9112's, strictly: h11 refuses conflicting
 sizes that are not plain hex, and this module refuses ``Content-Length``
 beside ``Transfer-Encoding``; each gets 400 and the connection is closed.
 A handler runs on a worker thread while the connection reads nothing more;
-its response leaves in one write.
+its response leaves through an :class:`~.outbox.Outbox`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import socket
-from typing import TYPE_CHECKING, Deque, List, Optional, Union
+from typing import TYPE_CHECKING, List, Optional
 
 import h11
 
 from .messages import (Request, Response, error_response, h11_bytes, head_size,
                        header_dict, raw_response)
+from .outbox import Outbox, Piece
 
 if TYPE_CHECKING:
     from .server import Server
@@ -44,8 +44,6 @@ _GRPC_ACTIVITY = 1.0
 # still sends, so that closing does not reset the response away.
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 64 * 1024 * 1024
-_JOIN_BELOW = 64 * 1024
-_CHUNK = 1024 * 1024
 
 # Phases; the ones a limit may end early are "waiting" (a gRPC connection
 # waits for its client between messages: grpcio answers what it sends).
@@ -73,8 +71,7 @@ class Connection(asyncio.Protocol):
         self._body_size = 0
         self._timer: Optional[asyncio.TimerHandle] = None
         self._write_paused = False
-        self._out: Optional[Deque[memoryview]] = None
-        self._tail = b""
+        self._out: Optional[Outbox] = None
         self._close_after = False
         self._eof = False
         self._lingered = 0
@@ -333,36 +330,22 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self._close_after = conn.our_state is h11.MUST_CLOSE or response.close
-        if size < _JOIN_BELOW or not out:  # one segment
-            self._write(b"".join([head, *out, tail]))
-            self._out, self._tail = None, b""
-        else:
-            # A large body goes out a chunk at a time as the client reads it: the
-            # transport never holds (or copies) more than a chunk of it.
-            self._write(head)
-            self._out = collections.deque(memoryview(piece) for piece in out)
-            self._tail = tail
-        if self._out is not None or self._write_paused:
-            # Also a client that does not read what was written: its next request waits,
-            # under the write timeout (else pipelined responses pile up here without bound).
-            self._enter(WRITING, self.server.limits.write_timeout)
+        self._out = Outbox(head, out, tail, size)
         self._feed()
+
+    def _paused(self) -> bool:
+        return self._write_paused
 
     def _feed(self) -> None:
         out = self._out
-        while out and not self._write_paused:
-            piece = out[0]
-            if len(piece) > _CHUNK:
-                self._write(piece[:_CHUNK])
-                out[0] = piece[_CHUNK:]
-            else:
-                self._write(piece)
-                out.popleft()  # the piece is freed as it leaves, not all at the end
-        if not out and not self._write_paused:
+        assert out is not None
+        if out.feed(self._write, self._paused) and not self._write_paused:
             self._out = None
-            if self._tail:
-                self._write(self._tail)
             self._sent()
+        elif self.phase != WRITING:
+            # Also a client that does not read what was written: its next request waits,
+            # under the write timeout (else pipelined responses pile up here without bound).
+            self._enter(WRITING, self.server.limits.write_timeout)
 
     def _sent(self) -> None:
         if self._close_after:
@@ -381,7 +364,7 @@ class Connection(asyncio.Protocol):
         self.transport.resume_reading()
         self._process()  # a pipelined request may be buffered already
 
-    def _write(self, data: Union[bytes, memoryview]) -> None:
+    def _write(self, data: Piece) -> None:
         assert self.transport is not None
         self.transport.write(data)
 
