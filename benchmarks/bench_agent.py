@@ -41,7 +41,7 @@ from opencensus.proto.agent.metrics.v1 import (  # noqa: E402
 from opencensus.proto.metrics.v1 import metrics_pb2  # noqa: E402
 
 from gotools_compat.agent import Agent  # noqa: E402
-from gotools_compat.agent import _lean  # noqa: E402
+from gotools_compat.agent import _protorequest  # noqa: E402
 from gotools_compat.agent._store import Store  # noqa: E402
 
 BOUNDS = [0.0, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10000, 15000]
@@ -162,8 +162,8 @@ def memory_per_series(batches: int) -> float:
     before = tracemalloc.get_traced_memory()[0]
     store = Store()
     for payload in payloads:
-        export = _lean.export(_lean.parse(payload))  # what the gRPC receiver does
-        store.ingest(store.sender(_lean.node_of(export.node)), export.metrics)
+        export = _protorequest.export(_protorequest.parse(payload))  # what the gRPC receiver does
+        store.ingest(store.sender(_protorequest.node_of(export.node)), export.metrics)
         del export
     gc.collect()
     used = tracemalloc.get_traced_memory()[0] - before

@@ -35,7 +35,7 @@ from opencensus.proto.agent.common.v1 import common_pb2  # noqa: E402
 from opencensus.proto.agent.metrics.v1 import metrics_service_pb2  # noqa: E402
 from opencensus.proto.metrics.v1 import metrics_pb2  # noqa: E402
 
-from gotools_compat.agent import _lean  # noqa: E402
+from gotools_compat.agent import _protorequest  # noqa: E402
 from gotools_compat.agent._render import render, render_parts  # noqa: E402
 from gotools_compat.agent._store import Store  # noqa: E402
 
@@ -92,9 +92,9 @@ class Ingester(threading.Thread):
         store, body = self.store, self.body
         while not self.stop.is_set():
             start = time.perf_counter()
-            export = _lean.export(_lean.parse(body))
+            export = _protorequest.export(_protorequest.parse(body))
             assert export.node is not None
-            store.ingest(store.sender(_lean.node_of(export.node)), export.metrics)
+            store.ingest(store.sender(_protorequest.node_of(export.node)), export.metrics)
             self.calls.append((start, time.perf_counter() - start))
             time.sleep(0.002)
 

@@ -37,7 +37,7 @@ from opencensus.proto.agent.metrics.v1 import metrics_service_pb2_grpc  # noqa: 
 from opencensus.proto.metrics.v1 import metrics_pb2  # noqa: E402
 
 from gotools_compat._pages import Texts  # noqa: E402
-from gotools_compat.agent import Agent, _lean  # noqa: E402
+from gotools_compat.agent import Agent, _protorequest  # noqa: E402
 from gotools_compat.agent._render import render_parts  # noqa: E402
 
 SERIES = 10_000
@@ -58,8 +58,8 @@ def median_ms(fn: Callable[[], Any], repeat: int) -> float:
 def fill(agent: Agent, requests: List[Any]) -> None:
     store = agent._store
     for request in requests:
-        export = _lean.export(_lean.parse(request.SerializeToString()))
-        store.ingest(store.sender(_lean.node_of(export.node)), export.metrics)
+        export = _protorequest.export(_protorequest.parse(request.SerializeToString()))
+        store.ingest(store.sender(_protorequest.node_of(export.node)), export.metrics)
 
 
 def counters(b: int) -> Any:

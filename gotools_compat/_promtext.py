@@ -97,6 +97,11 @@ def label_pair(name: str, value: str) -> str:
     return '%s="%s"' % (name, escape_label_value(value))
 
 
+def label_pair_bytes(name: str, value: str) -> bytes:
+    """:func:`label_pair` as UTF-8: the bytes the agent's store keys series by."""
+    return label_pair(name, value).encode("utf-8")
+
+
 def escape_help(text: str, openmetrics: bool) -> str:
     """A HELP text: ``\\`` and newline escaped, and in OpenMetrics ``"`` too."""
     text = text.replace("\\", "\\\\").replace("\n", "\\n")

@@ -1,6 +1,6 @@
 """opencensus-proto metrics requests for the agent's readers: builders and a hypothesis strategy.
 
-Shared by tests/test_agent_json.py and tests/test_agent_lean.py, which read
+Shared by tests/test_agent_json.py and tests/test_agent_protorequest.py, which read
 the same requests with the agent's fast readers and with the real classes.
 """
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import http.client
 import itertools
-from typing import Any, Dict, List, Optional, Tuple
+import threading
+from typing import Any, Collection, Dict, List, Optional, Tuple
 
 from opencensus.stats import stats as oc_stats
 from prometheus_client.parser import text_string_to_metric_families
@@ -81,3 +82,9 @@ def samples(text: str) -> Samples:
             assert key not in found, "duplicate series %r" % (key,)
             found[key] = s.value
     return found
+
+
+def thread_started(before: Collection[threading.Thread], name: str) -> threading.Thread:
+    """The one thread named ``name`` started since ``before = threading.enumerate()``."""
+    [thread] = [t for t in threading.enumerate() if t.name == name and t not in before]
+    return thread

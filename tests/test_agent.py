@@ -422,7 +422,7 @@ def test_stock_opencensus_ocagent_exporter_is_received(agent: Agent) -> None:
 
 
 def test_invalid_utf8_in_a_label_value_refuses_the_whole_grpc_request(agent: Agent) -> None:
-    # The gRPC reader parses label values lazily (see _lean); a bad one must
+    # The gRPC reader parses label values lazily (see _protorequest); a bad one must
     # still refuse the request, as parsing it whole would, and store nothing.
     good = metric("g", MD.GAUGE_INT64, ["k"], [(["ok"], 1)])
     body = Request(node=node("utf"), metrics=[good]).SerializeToString()

@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gotools_compat.agent import _json, _jsondoc, _jsonfast, _jsonrequest, _lean
+from gotools_compat.agent import _json, _jsondoc, _jsonfast, _jsonrequest, _protorequest
 from gotools_compat.agent._model import BadRequest, Summary
 
 from agent_requests import (MD, Request, dist, metric, metrics_pb2, node, requests,
@@ -31,7 +31,7 @@ GO_TRACE = (FIXTURES / "go-ocagent-v1-trace.json").read_bytes()
 
 def by_json_format(body: bytes) -> Any:
     """What the agent would read from ``body`` if it always used json_format."""
-    return _lean.from_proto(json_format.Parse(body, Request(), ignore_unknown_fields=True))
+    return _protorequest.from_proto(json_format.Parse(body, Request(), ignore_unknown_fields=True))
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_json_fast_path_reads_what_the_protobuf_reader_reads() -> None:
         metric("c", MD.CUMULATIVE_INT64, [], [([], 2 ** 62)])]))
     for body in (GO_METRICS, gateway.encode()):
         fast = fast_export(body)
-        slow = _lean.from_proto(json_format.Parse(body, Request()))
+        slow = _protorequest.from_proto(json_format.Parse(body, Request()))
         assert [(d, list(s)) for d, s in fast.metrics] == \
             [(d, list(s)) for d, s in slow.metrics] and fast.node == slow.node
         assert fast.request() == json_format.Parse(body, Request())
@@ -139,7 +139,7 @@ def test_any_request_reads_as_json_format_reads_it(request: Any, snake: bool) ->
     fast = _json.parse_metrics(body)
     assert store_form(fast) == store_form(by_json_format(body))
     assert fast.node == (request.node.SerializeToString() if request.HasField("node") else None)
-    assert store_form(_lean.from_proto(fast.request())) == store_form(fast)
+    assert store_form(_protorequest.from_proto(fast.request())) == store_form(fast)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

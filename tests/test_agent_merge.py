@@ -13,7 +13,7 @@ import pytest
 from gotools_compat.agent import Agent
 from gotools_compat.agent.__main__ import settings
 from gotools_compat.agent._kinds import COUNTER, GAUGE, GAUGE_HISTOGRAM, HISTOGRAM, SUMMARY, Family
-from gotools_compat.agent._lean import from_proto
+from gotools_compat.agent._protorequest import from_proto
 from gotools_compat.agent._merge import Merger, combiner, dropped
 from gotools_compat.agent._model import Metric
 from gotools_compat.agent._render import render

@@ -254,7 +254,7 @@ def test_series_without_label_values_sum_and_gauges_keep_last_as_on_metrics(
 
 
 def test_pending_series_are_bounded_and_the_rest_counted(receiver: Receiver) -> None:
-    from gotools_compat.agent import _lean
+    from gotools_compat.agent import _protorequest
     from gotools_compat.agent._otlp import Forwarder
 
     receiver.fail_status = 503
@@ -265,7 +265,7 @@ def test_pending_series_are_bounded_and_the_rest_counted(receiver: Receiver) -> 
             metric_descriptor=MD(name="n", type=MD.GAUGE_INT64, label_keys=[{"key": "k"}]),
             timeseries=[{"label_values": [{"value": v, "has_value": True}],
                          "points": [{"int64_value": i}]} for i, v in enumerate("abc")])])
-        forwarder.submit(("svc", "h", 1), None, _lean.from_proto(request))
+        forwarder.submit(("svc", "h", 1), None, _protorequest.from_proto(request))
         receiver.wait_for_failures(1)
         counts = {f.name: items[0][1] for f, items in forwarder.families()}
     finally:

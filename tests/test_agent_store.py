@@ -6,7 +6,7 @@ import time
 from typing import Any, List, Sequence, Tuple
 
 from gotools_compat._oc import proto
-from gotools_compat.agent._lean import from_proto
+from gotools_compat.agent._protorequest import from_proto
 from gotools_compat.agent._model import Metric
 from gotools_compat.agent._render import render
 from gotools_compat.agent._store import Store

@@ -22,7 +22,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from gotools_compat._oc import proto
-from gotools_compat.agent import _json, _jsondoc, _lean
+from gotools_compat.agent import _json, _jsondoc, _protorequest
 from gotools_compat.agent._model import BadRequest, Export
 from gotools_compat.agent._render import render
 from gotools_compat.agent._store import Store
@@ -57,7 +57,7 @@ def body(service: str, host: str, name: str, description: str, key: str,
 
 
 def ingest(store: Store, export: Export) -> int:
-    sender = store.sender(None if export.node is None else _lean.node_of(export.node))
+    sender = store.sender(None if export.node is None else _protorequest.node_of(export.node))
     return store.ingest(sender, export.metrics)
 
 

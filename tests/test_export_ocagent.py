@@ -25,6 +25,7 @@ from gotools_compat.export import ocagent
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ocagent_receiver import Receiver  # noqa: E402
+from tests.helpers import thread_started  # noqa: E402
 
 # Each test defines its metrics in a fresh registry (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("registry")
@@ -326,12 +327,14 @@ def test_hanging_agent_times_out_and_is_retried(
 
 def test_close_flushes_is_idempotent_and_stops(receiver: Receiver) -> None:
     m, name = _counter()
+    before = threading.enumerate()
     e = _connect([], receiver.port)
+    thread = thread_started(before, "gotools-ocagent-exporter")
     m.record(None, 6)
     e.close()
     assert [p.int64_value for p in receiver.latest(name).values()] == [6]
     e.close()
-    assert e.closed and not e._worker.thread.is_alive()
+    assert e.closed and not thread.is_alive()
     assert e.flush() is False
     assert e not in ocagent._live
 
@@ -445,13 +448,15 @@ def test_close_cancels_an_export_in_flight_when_the_agent_refuses(
     # close() does not wait for it.
     m, name = _counter()
     m.record(None, 1)
+    before = threading.enumerate()
     e = _connect(exporters, _free_port(), rate=0.01, timeout=30.0)
+    thread = thread_started(before, "gotools-ocagent-exporter")
     assert _poll(lambda: e._streams._call is not None)
     with caplog.at_level(logging.WARNING, logger="gotools_compat.export.ocagent"):
         started = time.monotonic()
         e.close()
         took = time.monotonic() - started
-    assert took < 5.0 and not e._worker.thread.is_alive()
+    assert took < 5.0 and not thread.is_alive()
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "connection refused" in warning and "not delivered" in warning
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, List, Tuple, Union
@@ -36,6 +37,7 @@ from opentelemetry.sdk.metrics.export import (ConsoleMetricExporter, HistogramDa
 from gotools_compat._otel import data as otel_data
 from gotools_compat.export import otel
 from tests import otlp_grpc_receiver
+from tests.helpers import thread_started
 from tests.otlp_receiver import Kept, Receiver, attrs, find_metric, series
 
 # Each test defines its metrics in a fresh registry (tests/conftest.py).
@@ -473,7 +475,9 @@ def test_shutdown_returns_within_its_timeout_when_the_endpoint_hangs(transport: 
         m = stats.Int64("otel_hang_m", "", "1")
         metric.Scalar("otel_hang").count_int64(m)
         m.record(None, 1)
+        before = threading.enumerate()
         e = otel.connect(sdk_exporter(transport, endpoint, timeout=30), interval=3600)
+        thread = thread_started(before, "gotools-otel-exporter")
         assert e.force_flush(200) is False
         assert e.shutdown(200) is False
         assert e.shutdown(200) is False
@@ -481,8 +485,8 @@ def test_shutdown_returns_within_its_timeout_when_the_endpoint_hangs(transport: 
             # Shutting the gRPC exporter down cancelled the call in flight:
             # the exporter's thread ends now, not after 30 s.  (The HTTP
             # exporter's request is not cancelled: it runs to its timeout.)
-            e._worker.thread.join(10)
-            assert not e._worker.thread.is_alive()
+            thread.join(10)
+            assert not thread.is_alive()
 
 
 def test_works_with_set_exporter_and_multi(receiver: Receiver) -> None:

@@ -103,7 +103,7 @@ def test_the_embedded_descriptor_is_the_file_in_the_pool(
     rebuilt = sys.modules[name]
     # The rebuilt module has no __spec__: find the shipped file as before install().
     monkeypatch.delitem(sys.modules, name)
-    raw = proto._serialized_descriptor(name)
+    raw = proto.serialized_descriptor(name)
     parsed = descriptor_pb2.FileDescriptorProto.FromString(raw)
     assert (parsed.name, parsed.package) == ("opencensus/proto/metrics/v1/metrics.proto",
                                              "opencensus.proto.metrics.v1")
@@ -124,26 +124,26 @@ def test_an_escaped_quote_does_not_end_the_literal(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     name = fake_module(tmp_path, monkeypatch,
                        "DESCRIPTOR = x(serialized_pb=_b('a\\'b\\x00\\xff'), y=1)\n")
-    assert proto._serialized_descriptor(name) == b"a'b\x00\xff"
+    assert proto.serialized_descriptor(name) == b"a'b\x00\xff"
 
 
 def test_a_quote_after_an_escaped_backslash_ends_the_literal(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     name = fake_module(tmp_path, monkeypatch,
                        "D = x(serialized_pb=_b('x\\\\\\\\'), other='z')\n")
-    assert proto._serialized_descriptor(name) == b"x\\\\"
+    assert proto.serialized_descriptor(name) == b"x\\\\"
 
 
 def test_a_module_without_an_embedded_descriptor_is_an_import_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     name = fake_module(tmp_path, monkeypatch, "X = 1\n")
     with pytest.raises(ImportError, match="no serialized descriptor"):
-        proto._serialized_descriptor(name)
+        proto.serialized_descriptor(name)
 
 
 def test_a_missing_module_is_an_import_error() -> None:
     with pytest.raises(ImportError, match="opencensus-proto is not installed"):
-        proto._serialized_descriptor("gotools_compat_no_such_module_pb2")
+        proto.serialized_descriptor("gotools_compat_no_such_module_pb2")
 
 
 # Go's fixtures.

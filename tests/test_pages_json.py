@@ -264,11 +264,11 @@ def test_paced_answers_are_shared_and_slow_ones_ask_for_a_longer_interval() -> N
     assert paced.answer(build) == b"1" and paced.answer(build) == b"1"  # shared
     assert built == [600.0]
     fast = _pages.Paced(interval=2.0, share=0.02)
-    fast._cost = 0.010  # 10 ms: 0.5 s would do, the server's 2 s stands
+    fast.cost = 0.010  # 10 ms: 0.5 s would do, the server's 2 s stands
     assert fast.interval() == 2.0
-    fast._cost = 0.130  # 130 ms: 6.5 s at 2% of a core
+    fast.cost = 0.130  # 130 ms: 6.5 s at 2% of a core
     assert fast.interval() == 6.5
-    fast._cost = 0.131
+    fast.cost = 0.131
     assert fast.interval() == 7.0  # rounded up to half seconds
 
 
@@ -279,14 +279,14 @@ def test_unchanged_series_are_reused_and_changed_ones_written_anew() -> None:
     store.ingest(sender, [(desc, [(["a"], (1, 1.0, BOUNDS, [1, 0, 0, 0, 0, 0])),
                                   (["b"], (2, 2.0, BOUNDS, [0, 2, 0, 0, 0, 0]))])])
     data = PageData(2.0)
-    first = json.loads(data._build(store.snapshot(), 2.0))["families"][0]["series"]
+    first = json.loads(data.build(store.snapshot(), 2.0))["families"][0]["series"]
     store.ingest(sender, [(desc, [(["b"], (3, 9.5, BOUNDS, [0, 2, 0, 1, 0, 0]))])])
-    kept = data._texts.new[b'job="s",k="a"']
-    second = json.loads(data._build(store.snapshot(), 2.0))["families"][0]["series"]
-    assert data._texts.new[b'job="s",k="a"'] is kept  # the same text, not formatted again
+    kept = data.texts.new[b'job="s",k="a"']
+    second = json.loads(data.build(store.snapshot(), 2.0))["families"][0]["series"]
+    assert data.texts.new[b'job="s",k="a"'] is kept  # the same text, not formatted again
     assert second[0] == first[0]
     assert second[1] == {"labels": {"job": "s", "k": "b"}, "le": first[1]["le"],
                          "buckets": [0, 2, 0, 1, 0, 0], "count": 3, "sum": 9.5}
     store.ingest(sender, [(desc, [(["a"], (1, 7.0, BOUNDS, [1, 0, 0, 0, 0, 0]))])])
-    third = json.loads(data._build(store.snapshot(), 2.0))["families"][0]["series"]
+    third = json.loads(data.build(store.snapshot(), 2.0))["families"][0]["series"]
     assert third[0]["sum"] == 7  # the same counts, another sum: written anew

@@ -64,6 +64,7 @@ def test_lone_surrogates_become_the_replacement_character() -> None:
     assert pt.escape_help("d\udfffe", False) == "d\ufffde"
     assert pt.utf8("\ud800") == "\ufffd".encode("utf-8")
     assert pt.escape_label_value("héllo") == "héllo"
+    assert pt.label_pair_bytes("k", "x\ud800é") == 'k="x\ufffdé"'.encode("utf-8")
 
 
 def test_help_escapes_quotes_in_openmetrics_only() -> None:

@@ -38,7 +38,7 @@ _lock = threading.Lock()
 _installed = False
 
 
-def _serialized_descriptor(module_name: str) -> bytes:
+def serialized_descriptor(module_name: str) -> bytes:
     """Return the FileDescriptorProto bytes embedded in a generated module."""
     spec = importlib.util.find_spec(module_name)
     if spec is None or spec.origin is None:
@@ -73,7 +73,7 @@ def _build(module_name: str) -> types.ModuleType:
     from google.protobuf import timestamp_pb2, wrappers_pb2  # noqa: F401
 
     pool = descriptor_pool.Default()
-    serialized = _serialized_descriptor(module_name)
+    serialized = serialized_descriptor(module_name)
     module = types.ModuleType(module_name)
     namespace: Dict[str, object] = module.__dict__
     file_descriptor = pool.AddSerializedFile(serialized)

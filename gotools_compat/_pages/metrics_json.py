@@ -248,10 +248,11 @@ class Paced:
         self._lock = threading.Lock()
         self._body = b""
         self._built = -math.inf
-        self._cost = 0.0
+        self.cost = 0.0  # CPU seconds the last answer took to build
 
     def interval(self) -> float:
-        paced = self._cost / self.share
+        """The interval the next answer asks pages to poll at."""
+        paced = self.cost / self.share
         return self.base if paced <= self.base else math.ceil(paced * 2) / 2
 
     def answer(self, build: Callable[[float], bytes]) -> bytes:
@@ -261,7 +262,7 @@ class Paced:
                 return self._body
             start = time.perf_counter()
             body = build(self.interval())
-            self._cost = time.perf_counter() - start
+            self.cost = time.perf_counter() - start
             self._built = time.monotonic()
             self._body = body
             return body

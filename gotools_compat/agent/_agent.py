@@ -14,16 +14,16 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import grpc
 
+from gotools_compat._promtext import label_pair_bytes
 from gotools_compat._server import Counters, Limits, Server
 
-from . import _grpc, _http, _lean
+from . import _grpc, _http, _protorequest
 from ._json import MAX_DEPTH
 from ._merge import Merger
 from ._model import Export
 from ._page_data import PageData, tracez_json
 from ._render import render_parts
 from ._store import COUNTER, GAUGE, Family, Sender, Store
-from ._text import label_pair
 from ._traces import TraceStore
 from ._zipkin import ZipkinForwarder
 
@@ -164,7 +164,7 @@ class Agent:
         """Store one read request; ``node`` is the sender's serialized Node
         (for streams: of an earlier request), ``sender`` the one it gave last."""
         if sender is None:
-            sender = self._store.sender(None if node is None else _lean.node_of(node))
+            sender = self._store.sender(None if node is None else _protorequest.node_of(node))
         self._store.ingest(sender, export.metrics)
         otlp = self._otlp
         if otlp is not None:
@@ -225,7 +225,7 @@ class Agent:
         return [
             (connections, [(b"", server.connection_count() if server is not None else 0)]),
             (streams, [(b"", self._streams.open())]),
-            (limit_hits, [(label_pair("limit", cause), count)
+            (limit_hits, [(label_pair_bytes("limit", cause), count)
                           for cause, count in sorted(hits.items())]),
             *self._store.own_families(),
             *self.traces.own_families(),
@@ -234,7 +234,7 @@ class Agent:
     def limit_hits(self, cause: str) -> int:
         """How often the front-door bound ``cause`` (as in ``limit="..."``) was hit."""
         for lbl, count in self.own_families()[2][1]:
-            if lbl == label_pair("limit", cause):
+            if lbl == label_pair_bytes("limit", cause):
                 return int(count)
         return 0
 

@@ -2,7 +2,7 @@
 
 The handlers are registered like the generated ``add_*Servicer_to_server``
 functions do, with two differences: metrics requests are parsed with the
-lean view of their schema (:mod:`._lean`), and a request that is not valid
+lean view of their schema (:mod:`._protorequest`), and a request that is not valid
 protobuf becomes an INVALID_ARGUMENT status for that stream instead of
 grpcio's "Exception deserializing request!" (INTERNAL, with a logged
 traceback).
@@ -20,7 +20,7 @@ from google.protobuf import message
 
 from gotools_compat._oc import proto
 
-from . import _lean
+from . import _protorequest
 from ._model import BadRequest, Export
 
 proto.install()
@@ -134,7 +134,7 @@ class MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: 
                     logger.warning("metrics stream: %s", request.error)
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
                 try:
-                    export = _lean.export(request)
+                    export = _protorequest.export(request)
                     if export.node is not None:
                         node, sender = export.node, None
                     sender = self._sink.ingest_metrics(node, export, sender)
@@ -177,7 +177,7 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore
 def add_services(server: grpc.Server, sink: Sink, streams: Streams) -> None:
     metrics = MetricsService(sink, streams)
     trace = TraceService(sink, streams)
-    mreq = _lean.LeanRequest  # the same wire form, read lean (see _lean)
+    mreq = _protorequest.LeanRequest  # the same wire form, read lean (see _protorequest)
     mres = metrics_service_pb2.ExportMetricsServiceResponse
     treq = trace_service_pb2.ExportTraceServiceRequest
     tres = trace_service_pb2.ExportTraceServiceResponse

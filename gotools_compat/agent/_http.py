@@ -18,7 +18,7 @@ from gotools_compat._pages import PAGE_PATHS, asset, json_answer
 from gotools_compat._promtext import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, wants_openmetrics
 from gotools_compat._server import Request, Response, error_response
 
-from . import _json, _lean
+from . import _json, _protorequest
 from ._model import BadRequest
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Routes:
                       else _json.parse_metrics(body, app.max_json_depth))
             app.ingest_metrics(export.node, export)  # reads the series: BadRequest too
         else:
-            request = (_lean.parse_message(_json.TraceRequest, body) if binary
+            request = (_protorequest.parse_message(_json.TraceRequest, body) if binary
                        else _json.parse_trace(body, app.max_json_depth))
             app.ingest_spans(request.node if request.HasField("node") else None, request)
 

@@ -21,7 +21,7 @@ from google.protobuf import json_format
 
 from gotools_compat._oc import proto
 
-from . import _jsonfast, _jsonrequest, _lean
+from . import _jsonfast, _jsonrequest, _protorequest
 from ._jsondoc import MAX_DEPTH as MAX_DEPTH
 from ._jsondoc import load as _load
 from ._jsondoc import too_deep as too_deep
@@ -88,7 +88,7 @@ def parse_metrics(body: bytes, max_depth: int = MAX_DEPTH) -> Export:
     try:
         return _jsonfast.export(doc, lambda: _request_of(doc))
     except _FALLBACK:
-        return _lean.from_proto(_slow(doc, MetricsRequest(), max_depth))
+        return _protorequest.from_proto(_slow(doc, MetricsRequest(), max_depth))
 
 
 def parse_trace(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
@@ -100,7 +100,7 @@ def parse_trace(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
 def parse_binary_metrics(body: bytes) -> Export:
     """A binary ``ExportMetricsServiceRequest``; BadRequest if invalid,
     including a string field that is not valid UTF-8."""
-    return _lean.export(_lean.parse(body))
+    return _protorequest.export(_protorequest.parse(body))
 
 
 def _slow(doc: Any, request: Any, max_depth: int = MAX_DEPTH) -> Any:

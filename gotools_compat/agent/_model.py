@@ -1,6 +1,6 @@
 """What the receivers hand to the store: metrics in one plain form, whatever the wire.
 
-The gRPC/protobuf reader (:mod:`._lean`) and the JSON reader (:mod:`._json`)
+The gRPC/protobuf reader (:mod:`._protorequest`) and the JSON reader (:mod:`._json`)
 both produce it, so the store never touches protobuf messages or JSON dicts:
 
 - a metric is ``(desc, series)``; ``desc`` is ``(name, description, unit,

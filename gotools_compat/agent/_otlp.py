@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from gotools_compat._oc import proto
 
-from ._lean import node_of
+from ._protorequest import node_of
 from ._model import Export
 from ._otlp_sender import Sender, signal_url
 from ._store import SenderKey, cumulative_counts

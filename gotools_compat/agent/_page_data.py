@@ -47,7 +47,7 @@ class PageData:
         self.paced = Paced(interval)
         self.changes = Changes()
         self._labels = LabelCache()
-        self._texts = Texts()
+        self.texts = Texts()
         self._le: Dict[Tuple[float, ...], bytes] = {}
 
     def _le_of(self, bounds: Tuple[float, ...]) -> bytes:
@@ -60,10 +60,11 @@ class PageData:
 
     def metrics_json(self, snapshot: Callable[[], List[Tuple[Family, Items]]]) -> bytes:
         """The answer of ``snapshot()``, or a recent one (:class:`Paced`)."""
-        return self.paced.answer(lambda interval: self._build(snapshot(), interval))
+        return self.paced.answer(lambda interval: self.build(snapshot(), interval))
 
-    def _build(self, snapshot: List[Tuple[Family, Items]], interval: float) -> bytes:
-        doc = Doc(self._texts)
+    def build(self, snapshot: List[Tuple[Family, Items]], interval: float) -> bytes:
+        """The document of ``snapshot`` now, unpaced (``texts`` keeps each series' text)."""
+        doc = Doc(self.texts)
         labels = self._labels.get
         for family, items in snapshot:
             doc.family(family.name, family.kind, family.help, family.unit)

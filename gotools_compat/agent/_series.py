@@ -15,7 +15,7 @@ import math
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from gotools_compat._promtext import clean, float_bytes
+from gotools_compat._promtext import clean, float_bytes, label_pair_bytes
 
 from ._kinds import (
     GAUGE,
@@ -30,7 +30,6 @@ from ._kinds import (
     quantiles_ok,
 )
 from ._model import SeriesOf, Summary, bounded_cache_put
-from ._text import label_pair
 
 VALUE_CACHE_LIMIT = 10_000
 _MISSING: Any = object()
@@ -84,9 +83,9 @@ class SeriesBuilder:
         for (cache, key, opening), text in zip(plan.caches, values):
             if text:  # an empty value is no label in Prometheus
                 pair = cache.get(text)
-                if pair is None:  # label_pair and bounded_cache_put inlined
+                if pair is None:  # label_pair_bytes and bounded_cache_put inlined
                     if '"' in text or "\\" in text or "\n" in text:
-                        pair = label_pair(key, text)
+                        pair = label_pair_bytes(key, text)
                     else:
                         try:
                             pair = opening + text.encode("utf-8") + b'"'

@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from gotools_compat._promtext import counter_family, label_name, metric_name
+from gotools_compat._promtext import counter_family, label_name, label_pair_bytes, metric_name
 
 from . import _limits, _snapshot
 from ._kinds import COUNTER as COUNTER
@@ -43,7 +43,6 @@ from ._kinds import per_bucket as per_bucket
 from ._merge import Merger
 from ._model import Desc, Metric, SeriesOf
 from ._series import Plan, SeriesBuilder
-from ._text import label_pair
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +157,10 @@ class Store(SeriesBuilder):
     def _new_sender(self, key: SenderKey, start: Tuple[int, int]) -> Sender:
         job, host, pid = key
         instance = "%s:%d" % (host, pid) if host or pid else ""
-        pairs = [label_pair(k, v) for k, v in self._const if v]
+        pairs = [label_pair_bytes(k, v) for k, v in self._const if v]
         if self.target_labels:
             target = (("job", job),) if self.merge else (("job", job), ("instance", instance))
-            pairs += [label_pair(k, v) for k, v in target if v]
+            pairs += [label_pair_bytes(k, v) for k, v in target if v]
         return Sender(key, job, instance, b",".join(pairs), start)
 
     def _restarted(self, sender: Sender, start: Tuple[int, int]) -> None:

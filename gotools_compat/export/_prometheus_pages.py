@@ -53,16 +53,17 @@ class PageData:
         self.paced = Paced(interval)  # at most 2% of a core of the application's
         self.changes = Changes()
         self._labels = LabelCache()
-        self._texts = Texts()
+        self.texts = Texts()
         self._le: Dict[str, Tuple[Any, bytes]] = {}  # family -> (its le strings, as JSON)
 
     def json(self) -> bytes:
         """The answer, or a recent one (:class:`gotools_compat._pages.Paced`)."""
-        return self.paced.answer(self._build)
+        return self.paced.answer(self.build)
 
-    def _build(self, interval: float) -> bytes:
+    def build(self, interval: float) -> bytes:
+        """The document of the exporter's metrics now, unpaced."""
         plans, foreign = self.exporter._shown()
-        doc = Doc(self._texts)
+        doc = Doc(self.texts)
         for plan in plans:
             self._plan(doc, plan)
         for family in foreign:

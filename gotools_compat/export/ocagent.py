@@ -52,7 +52,7 @@ from gotools_compat.event import END_SPAN, Context, Event, Span
 from gotools_compat.export import _exit
 from gotools_compat.export import _ocagent_channel as _channel
 from gotools_compat.export import _ocagent_requests as _requests
-from gotools_compat.export._live import LiveSet
+from gotools_compat.export._lifetime import LiveSet
 from gotools_compat.export._worker import SKIPPED, Outcome, Worker
 
 log = logging.getLogger(__name__)

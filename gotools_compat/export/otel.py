@@ -77,7 +77,7 @@ from gotools_compat._otel import data as _otel
 from gotools_compat._otel.data import MetricsData, Resource
 from gotools_compat.event import Context
 from gotools_compat.export import Event, _exit, _otel_metrics
-from gotools_compat.export._live import LiveSet
+from gotools_compat.export._lifetime import LiveSet
 from gotools_compat.export._worker import SKIPPED, Outcome, Worker
 
 log = logging.getLogger(__name__)

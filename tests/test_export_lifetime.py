@@ -1,4 +1,4 @@
-"""gotools_compat.export._live: the live exporters, closed at exit and restarted after fork.
+"""gotools_compat.export._lifetime: the live exporters, closed at exit and restarted after fork.
 
 The exit and fork hooks a :class:`LiveSet` registers are captured (nothing is
 registered with the interpreter) and called directly; the exporters are
@@ -16,8 +16,8 @@ from typing import Callable, Dict, List, Tuple
 
 import pytest
 
-from gotools_compat.export import _live
-from gotools_compat.export._live import LiveSet
+from gotools_compat.export import _lifetime
+from gotools_compat.export._lifetime import LiveSet
 
 
 class Exporter:
@@ -52,8 +52,8 @@ class Hooks:
 @pytest.fixture
 def hooks(monkeypatch: pytest.MonkeyPatch) -> Hooks:
     captured = Hooks()
-    monkeypatch.setattr(_live.atexit, "register", captured.at_exit.append)
-    monkeypatch.setattr(_live.os, "register_at_fork",
+    monkeypatch.setattr(_lifetime.atexit, "register", captured.at_exit.append)
+    monkeypatch.setattr(_lifetime.os, "register_at_fork",
                         lambda **kw: captured.at_fork.append(kw), raising=False)
     return captured
 
@@ -138,7 +138,7 @@ def test_a_close_that_fails_at_exit_is_logged_and_the_others_still_close(
     live: LiveSet[Exporter] = LiveSet(close)
     for name in ("x", "bad", "y"):
         live.add(Exporter(name))
-    with caplog.at_level(logging.ERROR, logger=_live.__name__):
+    with caplog.at_level(logging.ERROR, logger=_lifetime.__name__):
         hooks.exit()
     assert sorted(closed) == ["x", "y"]
     assert [r.getMessage() for r in caplog.records] == ["closing Exporter(bad) at exit failed"]

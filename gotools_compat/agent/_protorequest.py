@@ -38,7 +38,7 @@ _F = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "gotools_compat.agent.lean"
 # (real message, {field: lean type or lean message name}, oneofs); the lean
 # messages have the real ones' names (error messages name them).
-_LAYOUT: Tuple[Tuple[Any, Dict[str, Any], Tuple[str, ...]], ...] = (
+LAYOUT: Tuple[Tuple[Any, Dict[str, Any], Tuple[str, ...]], ...] = (
     (metrics_pb2.DistributionValue,
      {"count": _F.TYPE_INT64, "sum": _F.TYPE_DOUBLE, "bucket_options": _F.TYPE_BYTES,
       "buckets": _F.TYPE_BYTES}, ()),
@@ -52,7 +52,7 @@ _LAYOUT: Tuple[Tuple[Any, Dict[str, Any], Tuple[str, ...]], ...] = (
 )
 
 
-def _repeated(field: Any) -> bool:
+def is_repeated(field: Any) -> bool:
     flag = getattr(field, "is_repeated", None)  # protobuf >= 6.31; `label` is gone in 7
     if flag is None:
         return bool(field.label == _F.LABEL_REPEATED)
@@ -63,14 +63,14 @@ def _build() -> Dict[str, Any]:
     """The lean classes, with field numbers and labels taken from the real descriptors."""
     fdp = descriptor_pb2.FileDescriptorProto(name="gotools_compat_agent_lean.proto",
                                              package=_PACKAGE, syntax="proto2")
-    for real, fields, oneofs in _LAYOUT:
+    for real, fields, oneofs in LAYOUT:
         msg = fdp.message_type.add(name=real.DESCRIPTOR.name)
         for oneof in oneofs:
             msg.oneof_decl.add(name=oneof)
         for field_name, kind in fields.items():
             real_field = real.DESCRIPTOR.fields_by_name[field_name]
             field = msg.field.add(name=field_name, number=real_field.number,
-                                  label=_F.LABEL_REPEATED if _repeated(real_field)
+                                  label=_F.LABEL_REPEATED if is_repeated(real_field)
                                   else _F.LABEL_OPTIONAL)
             if isinstance(kind, str):
                 field.type = _F.TYPE_MESSAGE
@@ -83,7 +83,7 @@ def _build() -> Dict[str, Any]:
     pool.Add(fdp)
     return {real.DESCRIPTOR.name: message_factory.GetMessageClass(
         pool.FindMessageTypeByName("%s.%s" % (_PACKAGE, real.DESCRIPTOR.name)))
-        for real, _, _ in _LAYOUT}
+        for real, _, _ in LAYOUT}
 
 
 LeanRequest: Any = _build()["ExportMetricsServiceRequest"]

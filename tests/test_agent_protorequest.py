@@ -1,4 +1,4 @@
-"""gotools_compat.agent._lean: binary metrics requests read through the lean view.
+"""gotools_compat.agent._protorequest: binary metrics requests read through the lean view.
 
 Every reading is compared with a plain reading of the same bytes by the real
 opencensus-proto classes (:func:`real_form`); a sub-message the real class
@@ -12,11 +12,16 @@ from typing import Any, Dict, List
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from gotools_compat.agent import _lean
-from gotools_compat.agent._model import BadRequest, Summary
+from gotools_compat.agent import _protorequest
+from gotools_compat.agent._model import BadRequest, Export, Summary
 
 from agent_requests import (MD, Request, common_pb2, dist, metric, metrics_pb2, node,
                             requests, resource_pb2, store_form)
+
+
+def read(body: bytes) -> Export:
+    """A binary request as the gRPC and HTTP receivers read it."""
+    return _protorequest.export(_protorequest.parse(body))
 
 
 def real_form(body: bytes) -> List[Any]:
@@ -47,7 +52,7 @@ def real_form(body: bytes) -> List[Any]:
 
 
 def lean_form(body: bytes) -> List[Any]:
-    form = store_form(_lean.export(_lean.parse(body)))
+    form = store_form(read(body))
     return [(desc, [(labels, (v.count, v.sum, v.quantiles) if isinstance(v, Summary) else v)
                     for labels, v in series]) for desc, series in form]
 
@@ -63,7 +68,7 @@ def summary(count: int, total: float, percentiles: List[Any]) -> Any:
 def lean_messages() -> Dict[str, Any]:
     """The lean view's message descriptors by name, from the request down."""
     found: Dict[str, Any] = {}
-    todo = [_lean.LeanRequest.DESCRIPTOR]
+    todo = [_protorequest.LeanRequest.DESCRIPTOR]
     while todo:
         d = todo.pop()
         if d.name not in found:
@@ -74,11 +79,12 @@ def lean_messages() -> Dict[str, Any]:
 
 def test_the_lean_messages_have_the_real_ones_names_field_numbers_and_labels() -> None:
     lean = lean_messages()
-    assert sorted(lean) == sorted(real.DESCRIPTOR.name for real, _, _ in _lean._LAYOUT)
-    for real, fields, _ in _lean._LAYOUT:
-        assert {f.name: (f.number, _lean._repeated(f)) for f in lean[real.DESCRIPTOR.name].fields} \
-            == {name: (real.DESCRIPTOR.fields_by_name[name].number,
-                       _lean._repeated(real.DESCRIPTOR.fields_by_name[name])) for name in fields}
+    assert sorted(lean) == sorted(real.DESCRIPTOR.name for real, _, _ in _protorequest.LAYOUT)
+    is_repeated = _protorequest.is_repeated
+    for real, fields, _ in _protorequest.LAYOUT:
+        by_name = real.DESCRIPTOR.fields_by_name
+        assert {f.name: (f.number, is_repeated(f)) for f in lean[real.DESCRIPTOR.name].fields} \
+            == {name: (by_name[name].number, is_repeated(by_name[name])) for name in fields}
 
 
 def test_the_lean_points_value_is_a_oneof_as_the_real_ones() -> None:
@@ -97,7 +103,7 @@ def test_any_request_reads_as_the_real_classes_read_it(request: Any) -> None:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(request=requests())
 def test_any_request_rebuilds_to_the_real_message(request: Any) -> None:
-    export = _lean.export(_lean.parse(request.SerializeToString()))
+    export = read(request.SerializeToString())
     assert export.request() == request
     assert export.node == (request.node.SerializeToString() if request.HasField("node")
                            else None)
@@ -106,7 +112,7 @@ def test_any_request_rebuilds_to_the_real_message(request: Any) -> None:
 def test_a_summary_point_reads_with_quantiles_from_0_to_1() -> None:
     request = Request(metrics=[metric("s", MD.SUMMARY, [], [
         ([], summary(5, 12.5, [(50.0, 2.0), (99.0, 9.0)]))])])
-    [(_, [(_, value)])] = store_form(_lean.export(_lean.parse(request.SerializeToString())))
+    [(_, [(_, value)])] = store_form(read(request.SerializeToString()))
     assert isinstance(value, Summary)
     assert (value.count, value.sum, value.quantiles) == (5, 12.5, ((0.5, 2.0), (0.99, 9.0)))
 
@@ -117,7 +123,7 @@ def test_the_last_point_is_the_series_value_and_a_series_without_points_is_left_
         timeseries=[{"label_values": [{"value": "a"}]},
                     {"label_values": [{"value": "b"}],
                      "points": [{"int64_value": 1}, {"int64_value": 7}]}])])
-    [(_, series)] = store_form(_lean.export(_lean.parse(request.SerializeToString())))
+    [(_, series)] = store_form(read(request.SerializeToString()))
     assert series == [(["b"], 7)]
 
 
@@ -140,7 +146,7 @@ def test_int64_values_and_bucket_counts_are_exact_at_the_int64_limits() -> None:
 
 def test_the_series_read_again_on_every_iteration() -> None:
     request = Request(metrics=[metric("g", MD.GAUGE_DOUBLE, ["k"], [(["a"], 1.5), (["b"], 2.5)])])
-    [(_, series)] = _lean.export(_lean.parse(request.SerializeToString())).metrics
+    [(_, series)] = read(request.SerializeToString()).metrics
     assert len(series) == 2
     assert list(series) == list(series) == [(["a"], 1.5), (["b"], 2.5)]
 
@@ -148,27 +154,27 @@ def test_the_series_read_again_on_every_iteration() -> None:
 def test_an_empty_node_is_present_and_its_bytes_are_empty() -> None:
     body = Request(node=common_pb2.Node()).SerializeToString()
     assert body == b"\n\x00"
-    export = _lean.export(_lean.parse(body))
+    export = read(body)
     assert export.node == b""
     assert export.request().HasField("node")
 
 
 def test_a_request_without_a_node_has_none() -> None:
-    assert _lean.export(_lean.parse(b"")).node is None
+    assert read(b"").node is None
 
 
 def test_node_of_is_the_real_node_message() -> None:
     raw = node("svc", "h", 42).SerializeToString()
-    found = _lean.node_of(raw)
+    found = _protorequest.node_of(raw)
     assert isinstance(found, common_pb2.Node)
     assert (found.service_info.name, found.identifier.host_name, found.identifier.pid) == (
         "svc", "h", 42)
-    assert _lean.node_of(raw) is found  # cached: the same message object
+    assert _protorequest.node_of(raw) is found  # cached: the same message object
 
 
 def test_from_proto_reads_a_real_message_as_its_bytes_read() -> None:
     request = Request(node=node("p"), metrics=[metric("g", MD.GAUGE_INT64, ["k"], [(["v"], 3)])])
-    export = _lean.from_proto(request)
+    export = _protorequest.from_proto(request)
     assert store_form(export) == [(("g", "", "", MD.GAUGE_INT64, ("k",)), [(["v"], 3)])]
     assert export.node == node("p").SerializeToString()
 
@@ -193,14 +199,14 @@ def real_refuses(body: bytes) -> bool:
 def test_a_truncated_body_is_a_bad_request() -> None:
     body = Request(metrics=[metric("g", MD.GAUGE_INT64, [], [([], 1)])]).SerializeToString()
     with pytest.raises(BadRequest, match="invalid protobuf ExportMetricsServiceRequest"):
-        _lean.parse(body[:-1])
+        _protorequest.parse(body[:-1])
 
 
 def test_a_label_value_that_is_not_utf8_is_a_bad_request_when_its_series_are_read() -> None:
     body = with_bad_string(Request(metrics=[metric("g", MD.GAUGE_INT64, ["k"], [(["ok"], 1)])]),
                            "ok")
     assert real_refuses(body)
-    export = _lean.export(_lean.parse(body))
+    export = read(body)
     [(_, series)] = export.metrics
     with pytest.raises(BadRequest, match="invalid protobuf LabelValue"):
         list(series)
@@ -211,21 +217,21 @@ def test_a_descriptor_that_is_not_utf8_is_a_bad_request_when_the_metrics_are_rea
                            "name1")
     assert real_refuses(body)
     with pytest.raises(BadRequest, match="invalid protobuf MetricDescriptor"):
-        _lean.export(_lean.parse(body))
+        read(body)
 
 
 def test_a_node_that_is_not_utf8_is_a_bad_request() -> None:
     body = with_bad_string(Request(node=node("svc9")), "svc9")
     assert real_refuses(body)
     with pytest.raises(BadRequest, match="invalid protobuf Node"):
-        _lean.export(_lean.parse(body))
+        read(body)
 
 
 def test_a_resource_that_is_not_utf8_is_a_bad_request() -> None:
     body = with_bad_string(Request(resource=resource_pb2.Resource(type="res9")), "res9")
     assert real_refuses(body)
     with pytest.raises(BadRequest, match="invalid protobuf Resource"):
-        _lean.export(_lean.parse(body))
+        read(body)
 
 
 def test_a_bucket_that_does_not_parse_is_a_bad_request_when_its_series_are_read() -> None:
@@ -236,7 +242,7 @@ def test_a_bucket_that_does_not_parse_is_a_bad_request_when_its_series_are_read(
     assert body.count(bucket) == 1
     body = body.replace(bucket, b"\x2a\x02\x08\x80")  # a varint cut short, same length
     assert real_refuses(body)
-    [(_, series)] = _lean.export(_lean.parse(body)).metrics
+    [(_, series)] = read(body).metrics
     with pytest.raises(BadRequest, match="invalid protobuf Bucket"):
         list(series)
 
@@ -252,7 +258,7 @@ def test_bucket_options_that_do_not_parse_are_a_bad_request_when_read() -> None:
     broken = options[:1] + bytes([options[1] + 1]) + options[2:]
     body = body.replace(options, broken)
     assert real_refuses(body)
-    [(_, series)] = _lean.export(_lean.parse(body)).metrics
+    [(_, series)] = read(body).metrics
     with pytest.raises(BadRequest, match="invalid protobuf BucketOptions"):
         list(series)
 
@@ -264,12 +270,12 @@ def test_a_summary_that_does_not_parse_is_a_bad_request_when_read() -> None:
     assert body.count(count) == 1
     body = body.replace(count, b"\x0a\x02\x08\x80")  # a varint cut short, same length
     assert real_refuses(body)
-    [(_, series)] = _lean.export(_lean.parse(body)).metrics
+    [(_, series)] = read(body).metrics
     with pytest.raises(BadRequest, match="invalid protobuf SummaryValue"):
         list(series)
 
 
 def test_parse_message_names_the_message_in_the_error() -> None:
     with pytest.raises(BadRequest) as raised:
-        _lean.parse_message(metrics_pb2.Point, b"\x10")
+        _protorequest.parse_message(metrics_pb2.Point, b"\x10")
     assert str(raised.value).startswith("invalid protobuf Point: ")
