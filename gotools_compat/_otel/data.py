@@ -15,6 +15,8 @@ import warnings
 from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Union,
                     cast)
 
+from opencensus.metrics.export.metric_descriptor import MetricDescriptorType
+
 from gotools_compat._version import __version__
 
 
@@ -56,9 +58,16 @@ SCOPE = InstrumentationScope("gotools_compat", __version__)
 
 OVERFLOW_ATTRIBUTES: Attributes = {"otel.metric.overflow": True}
 
-# opencensus MetricDescriptorType values.
-GAUGE_INT64, GAUGE_DOUBLE, GAUGE_DISTRIBUTION = 1, 2, 3
-CUMULATIVE_INT64, CUMULATIVE_DOUBLE, CUMULATIVE_DISTRIBUTION, SUMMARY = 4, 5, 6, 7
+# The descriptor types, opencensus's (MetricDescriptor.Type on the wire).
+GAUGE_INT64 = MetricDescriptorType.GAUGE_INT64
+GAUGE_DOUBLE = MetricDescriptorType.GAUGE_DOUBLE
+GAUGE_DISTRIBUTION = MetricDescriptorType.GAUGE_DISTRIBUTION
+CUMULATIVE_INT64 = MetricDescriptorType.CUMULATIVE_INT64
+CUMULATIVE_DOUBLE = MetricDescriptorType.CUMULATIVE_DOUBLE
+CUMULATIVE_DISTRIBUTION = MetricDescriptorType.CUMULATIVE_DISTRIBUTION
+SUMMARY = MetricDescriptorType.SUMMARY
+# The wire's UNSPECIFIED, which opencensus's class lacks: infer the type from the points.
+UNSPECIFIED = 0
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 

@@ -103,7 +103,7 @@ def metric_from_proto(metric: Any, time_ns: int, descriptor: Any = None,
         point = series.points[-1]
         at = _ns(point.timestamp) if point.HasField("timestamp") else time_ns
         which = point.WhichOneof("value")
-        if kind == 0:  # UNSPECIFIED: the OpenCensus protocol says infer it from the points
+        if kind == sdk.UNSPECIFIED:  # the OpenCensus protocol says: infer it from the points
             kind = {"int64_value": sdk.GAUGE_INT64, "double_value": sdk.GAUGE_DOUBLE,
                     "distribution_value": sdk.CUMULATIVE_DISTRIBUTION}.get(
                         which or "", sdk.SUMMARY)

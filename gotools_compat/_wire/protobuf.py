@@ -8,6 +8,9 @@ from google.protobuf import timestamp_pb2
 
 # gRPC refuses messages over 4 MiB by default; stay well below.
 MAX_REQUEST = 3 * 1024 * 1024
+# The range of protobuf's int64, the type of every int the wires carry.
+INT64_MIN = -(2 ** 63)
+INT64_MAX = 2 ** 63 - 1
 
 # Varints below 2**14 are one table lookup; larger ones take 14 bits at a
 # time from a second table (times in ns need five bytes a piece).

@@ -33,14 +33,12 @@ import logging
 import struct
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from gotools_compat._wire.protobuf import MAX_REQUEST, field, varint
+from gotools_compat._wire.protobuf import INT64_MAX, INT64_MIN, MAX_REQUEST, field, varint
 
 log = logging.getLogger(__name__)
 
 MAX_STRING_BYTES = 4096
 MAX_ATTRIBUTES = 32
-_INT64_MIN = -(2 ** 63)
-_INT64_MAX = 2 ** 63 - 1
 _double = struct.Struct("<d").pack
 _NS = 1_000_000_000
 
@@ -76,7 +74,7 @@ def attribute_value(value: Any) -> bytes:
     if kind is bool:
         return b"\x18\x01" if value else b"\x18\x00"
     if kind is int or (isinstance(value, int) and not isinstance(value, bool)):
-        if _INT64_MIN <= value <= _INT64_MAX:
+        if INT64_MIN <= value <= INT64_MAX:
             return b"\x10" + varint(int(value))
     elif kind is float:
         return b"\x21" + _double(value)

@@ -10,7 +10,8 @@ import tempfile
 import threading
 import time
 from concurrent import futures
-from typing import Any, Dict, List, Optional, Tuple
+from types import MappingProxyType
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import grpc
 
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:55678"
 DEFAULT_PROMETHEUS = "127.0.0.1:8844"
+# The tutorial's (Go's promdemo agent): every name prefixed, one label on every series.
+DEFAULT_NAMESPACE = "promdemo"
+DEFAULT_CONST_LABELS: Mapping[str, str] = MappingProxyType({"vendor": "otc"})
 _REFUSERS = 8
 
 
@@ -96,7 +100,8 @@ class Agent:
     """
 
     def __init__(self, listen: str = DEFAULT_LISTEN, prometheus: Optional[str] = DEFAULT_PROMETHEUS,
-                 *, namespace: str = "promdemo", const_labels: Optional[Dict[str, str]] = None,
+                 *, namespace: str = DEFAULT_NAMESPACE,
+                 const_labels: Optional[Dict[str, str]] = None,
                  target_labels: bool = True, expire_after: float = 300.0,
                  max_message_bytes: int = 16 * 1024 * 1024, max_spans: int = 10_000,
                  zipkin: Optional[str] = None, limits: Optional[Limits] = None,
@@ -124,7 +129,7 @@ class Agent:
         self._max_streams_per_connection = max_streams_per_connection
         self._counters = Counters()  # of the gRPC side and of bad requests
         self._streams = _grpc.Streams(stream_idle_timeout, max_streams, self._streams_full)
-        self._store = Store(namespace, {"vendor": "otc"} if const_labels is None
+        self._store = Store(namespace, dict(DEFAULT_CONST_LABELS) if const_labels is None
                             else const_labels, target_labels, expire_after,
                             max_series=max_series, max_series_per_sender=max_series_per_sender,
                             max_series_per_metric=max_series_per_metric,

@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp as _Timestamp
 
 from gotools_compat._oc import proto
+from gotools_compat._wire.protobuf import INT64_MAX, INT64_MIN
 
 from ._model import Desc, Export, Metric, Series, bounded_cache_put
 
@@ -40,7 +41,6 @@ DIST_KEYS = {"count", "sum", "sum_of_squared_deviation", "sumOfSquaredDeviation"
 _DESCRIPTOR_KEYS = {"name", "description", "unit", "type", "label_keys", "labelKeys"}
 _TYPES = dict(metrics_pb2.MetricDescriptor.Type.items())
 _CACHE_LIMIT = 65_536
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _ints: Dict[str, int] = {}
 _stamps: Dict[str, Any] = {}
 
@@ -62,7 +62,7 @@ def get(d: Dict[str, Any], snake: str, camel: str) -> Any:
 def int64(value: Any) -> int:
     """An int64 (out of range: json_format's 400)."""
     if type(value) is int:
-        if _INT64_MIN <= value <= _INT64_MAX:
+        if INT64_MIN <= value <= INT64_MAX:
             return value
     elif type(value) is str:  # int64 as a JSON string
         number = _ints.get(value)
@@ -70,7 +70,7 @@ def int64(value: Any) -> int:
             return number
         if value.lstrip("-").isdigit() and value.isascii():
             number = int(value)
-            if _INT64_MIN <= number <= _INT64_MAX:
+            if INT64_MIN <= number <= INT64_MAX:
                 bounded_cache_put(_ints, value, number, _CACHE_LIMIT)
                 return number
     raise Unusual()

@@ -11,6 +11,8 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Any, Dict, Iterator, List, Optional, Protocol, Tuple
 
+from opencensus.metrics.export.metric_descriptor import MetricDescriptorType as T
+
 from gotools_compat._promtext import clean, float_bytes
 
 from ._model import Summary
@@ -21,9 +23,10 @@ HISTOGRAM = "histogram"
 GAUGE_HISTOGRAM = "gaugehistogram"
 SUMMARY = "summary"
 
-# MetricDescriptor.Type -> kind; 0 (UNSPECIFIED) is inferred from the points.
-KINDS = {1: GAUGE, 2: GAUGE, 3: GAUGE_HISTOGRAM, 4: COUNTER, 5: COUNTER, 6: HISTOGRAM,
-         7: SUMMARY}
+# MetricDescriptor.Type -> kind; UNSPECIFIED (0, not in the class) is inferred from the points.
+KINDS = {T.GAUGE_INT64: GAUGE, T.GAUGE_DOUBLE: GAUGE, T.GAUGE_DISTRIBUTION: GAUGE_HISTOGRAM,
+         T.CUMULATIVE_INT64: COUNTER, T.CUMULATIVE_DOUBLE: COUNTER,
+         T.CUMULATIVE_DISTRIBUTION: HISTOGRAM, T.SUMMARY: SUMMARY}
 SUFFIXES = {
     GAUGE: ("",),
     COUNTER: ("", "_total"),

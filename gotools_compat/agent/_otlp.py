@@ -29,9 +29,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from gotools_compat._oc import proto
 
-from ._protorequest import node_of
 from ._model import Export
 from ._otlp_sender import Sender, signal_url
+from ._protorequest import node_of
 from ._store import SenderKey, cumulative_counts
 
 proto.install()
@@ -61,7 +61,8 @@ def repaired_counts(dist: Any) -> Optional[List[int]]:
     return [b - a for a, b in zip([0] + cum, cum)]
 
 
-_GAUGES = (1, 2, 3)  # MetricDescriptor.Type GAUGE_*
+_MD = metrics_pb2.MetricDescriptor
+_GAUGES = (_MD.GAUGE_INT64, _MD.GAUGE_DOUBLE, _MD.GAUGE_DISTRIBUTION)
 
 
 def _combined(kind: int, old: Any, new: Any) -> Any:
@@ -69,7 +70,7 @@ def _combined(kind: int, old: Any, new: Any) -> Any:
     a, b = old.points[-1], new.points[-1]
     which = a.WhichOneof("value")
     if kind in _GAUGES or which != b.WhichOneof("value") or (
-            kind == 0 and which != "distribution_value"):  # UNSPECIFIED: as the store infers
+            kind == _MD.UNSPECIFIED and which != "distribution_value"):  # as the store infers
         return new
     out = metrics_pb2.TimeSeries()
     out.CopyFrom(new)

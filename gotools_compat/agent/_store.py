@@ -105,7 +105,7 @@ class Store(SeriesBuilder):
     ``merge``: see :mod:`._merge` (None: one series per sender).
     """
 
-    def __init__(self, namespace: str = "promdemo",
+    def __init__(self, namespace: str = "",
                  const_labels: Optional[Dict[str, str]] = None,
                  target_labels: bool = True, expire_after: float = 300.0, *,
                  max_series: int = 1_000_000, max_series_per_sender: int = 100_000,

@@ -107,8 +107,8 @@ class StringKey(Key[str]):
 
 class _IntegerKey(Key[int]):
     __slots__ = ()
-    low = -(2 ** 63)
-    high = 2 ** 63 - 1
+    low: int  # each key type's range, from its bits (_integer_key)
+    high: int
 
     def _check(self, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -30,12 +30,12 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 from gotools_compat._pages.tracez_json import (Cut, KeptSpans, record_size, tracez_json,
                                                tracez_table)
 from gotools_compat._server.limits import check_ints
+from gotools_compat._wire.protobuf import INT64_MAX, INT64_MIN
 from gotools_compat._wire.spans import MAX_ATTRIBUTES, as_text
 
 DEFAULT_MAX_SPANS = 1_000
 DEFAULT_MAX_SPAN_BYTES = 16 * 1024 * 1024
 MAX_ANNOTATIONS = 128  # the latest log events of a span (event.MAX_EVENTS)
-_INT64 = (-(2 ** 63), 2 ** 63 - 1)
 
 _span_class: Any = None  # event.Span, loaded with the first span end
 
@@ -48,7 +48,7 @@ def _value(value: Any, cut: Cut) -> Any:
     if kind is bool:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        if _INT64[0] <= value <= _INT64[1]:
+        if INT64_MIN <= value <= INT64_MAX:
             return int(value)
     elif kind is float:
         if math.isfinite(value):
