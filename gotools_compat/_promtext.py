@@ -129,7 +129,8 @@ def header(family: str, kind: str, help_text: str, openmetrics: bool) -> str:
 # Numbers.
 
 def format_float(value: float) -> str:
-    """A double as both formats accept it; integral values without ``.0``."""
+    """A double as both formats accept it: integral values below 1e15 without ``.0``,
+    larger ones as Python writes them (``1e+16``, ``1000000000000000.0``): exact either way."""
     if value.is_integer() and -1e15 < value < 1e15:
         return "%d" % value
     if value != value:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -152,6 +153,15 @@ def test_otlp_from_option_or_environment_and_checked() -> None:
         "http://127.0.0.1:4318"
     with pytest.raises(ValueError, match="expected a URL"):
         settings(["--otlp", "127.0.0.1:4318"], environ={})
+
+
+def test_zipkin_is_checked_to_be_an_http_url() -> None:
+    assert settings(["--zipkin", " http://127.0.0.1:9411/api/v2/spans"], environ={})[
+        "zipkin"] == " http://127.0.0.1:9411/api/v2/spans"
+    for bad in ("zipkin/api/v2/spans", "127.0.0.1:9411/api/v2/spans", "ftp://h/x", "http://"):
+        with pytest.raises(ValueError, match=re.escape(
+                "--zipkin %r: expected a URL such as http://127.0.0.1:9411/api/v2/spans" % bad)):
+            settings(["--zipkin", bad], environ={})
 
 
 def test_bad_settings_exit_2_with_a_message() -> None:

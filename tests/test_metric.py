@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import bisect
-import time
 import random
 import statistics
+import subprocess
+import sys
+import textwrap
+import time
 from typing import Any, List
 
 import pytest
@@ -23,6 +26,14 @@ from tests.helpers import buckets, data, entry, oc_metric, oc_points
 pytestmark = pytest.mark.usefixtures("registry")
 
 TUTORIAL = [0, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10000, 15000]
+
+
+def _lines_printed(script: str) -> List[str]:
+    """What ``script`` prints, run in a fresh interpreter (which must exit 0)."""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
 
 
 def test_the_issue_example_shows_up_in_opencensus_get_metrics() -> None:
@@ -414,9 +425,6 @@ def test_get_metrics_never_raises_while_threads_define_metrics() -> None:
 
 
 def test_a_forked_child_starts_from_zero_and_the_parent_keeps_its_rows() -> None:
-    import subprocess
-    import sys
-    import textwrap
     script = textwrap.dedent("""
         import os
         from gotools_compat import event, metric, stats, todo
@@ -444,10 +452,7 @@ def test_a_forked_child_starts_from_zero_and_the_parent_keeps_its_rows() -> None
         rows = {d.handle(): d.rows for d in metric.collect()}
         print("parent", rows["c"], rows["h"][0].counts, flush=True)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [
+    assert _lines_printed(script) == [
         "child [3] [1, 0] 3 3 True True",
         "parent [25] [1, 1]",
     ]
@@ -492,9 +497,6 @@ def test_importing_metric_loads_what_every_program_needs_and_the_rest_loads_on_f
     # Histograms, Go's collect() data, opencensus's View and Point load when a
     # program first needs them; each step's answer would differ if they
     # loaded at import (or not at all).
-    import subprocess
-    import sys
-    import textwrap
     script = textwrap.dedent("""
         import sys
         LAZY = ["gotools_compat._oc.histogram", "bisect", "gotools_compat.metric.data",
@@ -516,10 +518,7 @@ def test_importing_metric_loads_what_every_program_needs_and_the_rest_loads_on_f
                    if x.descriptor.name == "h"][0].time_series[0].points
         print(loaded(), point.value.count)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [
+    assert _lines_printed(script) == [
         "[]",
         "['opencensus.stats.view']",
         "['gotools_compat._oc.histogram', 'bisect', 'opencensus.stats.view']",

@@ -2,8 +2,8 @@
 
 Two things only: the metrics of the app's plain-opencensus views (every view
 that is not one of ours, read without converting ours, whose rows the
-exporter renders itself), and taking over a stock
-``opencensus-ext-prometheus`` exporter (E16).
+exporter renders itself; the OpenTelemetry exporter reads them too), and
+taking over a stock ``opencensus-ext-prometheus`` exporter (E16).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import logging
 import types
-from typing import Any, Iterable, Iterator, List
+from typing import Any, Iterable, Iterator, List, Tuple
 
 from opencensus.stats import metric_utils
 from opencensus.stats import stats as oc_stats
@@ -43,6 +43,18 @@ def foreign_metrics() -> Iterator[Any]:
             metric = metric_utils.view_data_to_metric(frozen, now)
             if metric is not None:
                 yield metric
+
+
+def distribution_buckets(value: Any) -> Tuple[List[float], List[int]]:
+    """A foreign metric's distribution point as (bounds, per-bucket counts, overflow last).
+
+    A view with no bounds has no buckets: its whole count is the one open bucket.
+    """
+    explicit = value.bucket_options.type_ if value.bucket_options is not None else None
+    bounds = [float(b) for b in explicit.bounds] if explicit is not None else []
+    if value.buckets:
+        return bounds, [b.count for b in value.buckets]
+    return bounds, [0] * len(bounds) + [value.count]
 
 
 def _registries_of(stock: Any) -> List[Any]:

@@ -45,7 +45,7 @@ LATENCY_LABELS = ("0s", "10us", "100us", "1ms", "10ms", "100ms", "1s", "10s", "1
 MAX_STRING = 4096  # characters kept of a span's string
 MAX_NAMES = 10_000  # span names counted apart; later ones are counted together
 OTHER_NAMES = "(other span names)"
-TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+TRACE_ID = re.compile(r"[0-9a-f]{32}")  # the whole value (fullmatch)
 
 
 class BadQuery(ValueError):
@@ -193,7 +193,7 @@ def tracez_json(spans: Spans, query: Callable[[str, str], str], interval: float,
         doc.update(extra)
     name, trace = query("name", ""), query("trace", "").lower()
     if trace:
-        if not TRACE_ID.match(trace):
+        if not TRACE_ID.fullmatch(trace):
             raise BadQuery("trace: expected 32 hex digits, not %r" % trace[:64])
         kept = spans.kept()
         found = [record for record in kept if record["traceId"] == trace]

@@ -17,16 +17,19 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from gotools_compat._server import Limits, raise_fd_limit
 
-from ._agent import DEFAULT_LISTEN, DEFAULT_PROMETHEUS, Agent, parse_address
+from ._agent import (DEFAULT_CONST_LABELS, DEFAULT_LISTEN, DEFAULT_NAMESPACE, DEFAULT_PROMETHEUS,
+                     Agent, parse_address)
 from ._otlp import metrics_url
+from ._zipkin import zipkin_url
 
+# Not __name__: run as `python -m gotools_compat.agent` that is "__main__".
 logger = logging.getLogger("gotools_compat.agent")
 
 DEFAULTS: Dict[str, Any] = {
     "listen": DEFAULT_LISTEN,
     "prometheus": DEFAULT_PROMETHEUS,
-    "namespace": "promdemo",
-    "const_labels": {"vendor": "otc"},
+    "namespace": DEFAULT_NAMESPACE,
+    "const_labels": dict(DEFAULT_CONST_LABELS),
     "target_labels": True,
     "merge_instances": False,
     "gauge_merge": "last",
@@ -136,9 +139,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prometheus", metavar="HOST:PORT",
                    help="address of /metrics and /debug/tracez (default %s; '' for none: "
                         "then they are served on --listen only)" % DEFAULT_PROMETHEUS)
-    p.add_argument("--namespace", help="prefix of every metric name (default promdemo; '' none)")
+    p.add_argument("--namespace", help="prefix of every metric name (default %s; '' none)"
+                   % DEFAULT_NAMESPACE)
     p.add_argument("--const-label", action="append", metavar="KEY=VALUE", dest="const_label",
-                   help="label added to every series, repeatable (default vendor=otc)")
+                   help="label added to every series, repeatable (default %s)"
+                   % ",".join("%s=%s" % kv for kv in DEFAULT_CONST_LABELS.items()))
     p.add_argument("--no-const-labels", action="store_true",
                    help="no const labels, not even the default")
     p.add_argument("--no-target-labels", action="store_true",
@@ -246,6 +251,8 @@ def settings(argv: Optional[Sequence[str]] = None,
         parse_address(str(result["prometheus"]))
     if result["otlp"]:
         metrics_url(str(result["otlp"]))
+    if result["zipkin"]:
+        zipkin_url(str(result["zipkin"]))
     return result
 
 

@@ -115,8 +115,8 @@ def _events(span: Any, cut: Cut) -> List[Event]:
         which = event.WhichOneof("value")
         if which == "annotation":
             attrs = attributes_of(event.annotation.attributes, cut)
-            name = cut(event.annotation.description.value) or ", ".join(
-                "%s=%s" % item for item in sorted(attrs.items()))
+            name = cut(event.annotation.description.value or ", ".join(
+                "%s=%s" % item for item in sorted(attrs.items())))
             events.append(Event(name, attrs, at))
         elif which == "message_event":
             message = event.message_event

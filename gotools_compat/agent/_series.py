@@ -75,9 +75,14 @@ class SeriesBuilder:
             return self._summaries(plan, prefix, timeseries)
         return self._scalars(plan, prefix, timeseries)
 
-    def _labels(self, plan: Plan, prefix: bytes, values: Sequence[str]) -> bytes:
+    def _labels(self, plan: Plan, prefix: bytes, values: Sequence[str]) -> Optional[bytes]:
+        """The series' key; None (malformed) for more label values than the metric has keys.
+
+        Fewer values leave the last keys without a value, which is no label."""
         if not values:
             return prefix
+        if len(values) > len(plan.caches):
+            return None
         parts = [prefix] if prefix else []
         append = parts.append
         for (cache, key, opening), text in zip(plan.caches, values):
@@ -118,6 +123,9 @@ class SeriesBuilder:
                 continue
             count, total, raw, counts = value
             lbl = labels(plan, prefix, values) if values else prefix
+            if lbl is None:
+                self.rejected += 1
+                continue
             if raw is not last_raw:  # readers hand over one object for the same bounds
                 bounds = known.get(raw, _MISSING)
                 if bounds is _MISSING:
@@ -163,6 +171,9 @@ class SeriesBuilder:
                 self.rejected += 1
                 continue
             lbl = self._labels(plan, prefix, values)
+            if lbl is None:
+                self.rejected += 1
+                continue
             if not gauge and lbl in out:
                 value = out[lbl] + value
             out[lbl] = value
@@ -180,6 +191,9 @@ class SeriesBuilder:
                 continue
             record = (value.count, value.sum, value.quantiles)
             lbl = self._labels(plan, prefix, values)
+            if lbl is None:
+                self.rejected += 1
+                continue
             if lbl in out:
                 record = merge(SUMMARY, lbl, out[lbl], record)
             out[lbl] = record

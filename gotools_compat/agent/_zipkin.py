@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Dict, List, Optional
 
@@ -44,11 +45,20 @@ def zipkin_span(record: Dict[str, Any]) -> Dict[str, Any]:
     return span
 
 
+def zipkin_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host; else a ValueError that says so."""
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("--zipkin %r: expected a URL such as "
+                         "http://127.0.0.1:9411/api/v2/spans" % url)
+    return parts.geturl()
+
+
 class ZipkinForwarder:
     """Batches spans and posts them from its own thread; drops when Zipkin lags."""
 
     def __init__(self, url: str, max_queue: int = 10_000, timeout: float = 5.0) -> None:
-        self.url = url
+        self.url = zipkin_url(url)
         self._timeout = timeout
         self._queue: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue(max_queue)
         # Zipkin is a configured address: go straight there, not via a proxy.
@@ -99,9 +109,9 @@ class ZipkinForwarder:
 
     def _post(self, batch: List[Dict[str, Any]]) -> None:
         body = json.dumps(batch).encode("utf-8")
-        request = urllib.request.Request(self.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
         try:
+            request = urllib.request.Request(self.url, data=body, method="POST",
+                                             headers={"Content-Type": "application/json"})
             with self._opener.open(request, timeout=self._timeout) as response:
                 response.read()
             self.sent += len(batch)

@@ -29,15 +29,23 @@ class Event:
     :data:`LABEL`; ``at`` is when it happened (the events made here carry an
     aware UTC datetime, made only when read).  For span events ``message`` is
     the span name and :func:`get_span` of the context gives the span.
-    Treat an event as immutable.
+    Treat an event as immutable.  Two events are equal when every field is,
+    their times to the nanosecond (``at_ns``).
     """
 
-    __slots__ = ("kind", "_at", "message", "error", "tags")
+    __slots__ = ("kind", "_at", "_ns", "message", "error", "tags")
 
     def __init__(self, kind: str, at: Union[datetime.datetime, int], message: str = "",
                  error: Optional[BaseException] = None, tags: Tuple[Tag, ...] = ()) -> None:
         self.kind = kind
-        self._at = at  # a datetime, or ns since the epoch until read
+        # One of the two is given; the other is made when read.  ns since the
+        # epoch stay exact: a datetime holds only microseconds.
+        if isinstance(at, int):
+            self._ns: Optional[int] = at
+            self._at: Optional[datetime.datetime] = None
+        else:
+            self._ns = None
+            self._at = at
         self.message = message
         self.error = error
         self.tags = tags
@@ -45,20 +53,22 @@ class Event:
     @property
     def at(self) -> datetime.datetime:
         at = self._at
-        if isinstance(at, int):
-            at = self._at = _ns_to_datetime(at)
+        if at is None:
+            at = self._at = _ns_to_datetime(self.at_ns)
         return at
 
     @property
     def at_ns(self) -> int:
-        """``at`` in nanoseconds since the epoch."""
-        at = self._at
-        if isinstance(at, int):
-            return at
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=datetime.timezone.utc)
-        delta = at - _EPOCH
-        return (delta.days * 86400 + delta.seconds) * _NS + delta.microseconds * 1000
+        """``at`` in nanoseconds since the epoch (a naive ``at`` is taken as UTC)."""
+        ns = self._ns
+        if ns is None:
+            at = self._at
+            assert at is not None
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=datetime.timezone.utc)
+            delta = at - _EPOCH
+            ns = self._ns = (delta.days * 86400 + delta.seconds) * _NS + delta.microseconds * 1000
+        return ns
 
     def is_log(self) -> bool:
         return self.kind == LOG
@@ -70,7 +80,7 @@ class Event:
         return self.kind == END_SPAN
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Event) and other.kind == self.kind and other.at == self.at
+        return (isinstance(other, Event) and other.kind == self.kind and other.at_ns == self.at_ns
                 and other.message == self.message and other.error is self.error
                 and other.tags == self.tags)
 

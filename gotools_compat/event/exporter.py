@@ -46,6 +46,8 @@ _DEFAULT = _LogErrors()
 _exporter: Optional[Exporter] = _DEFAULT
 # Exporters whose failure was logged.  Held, not just their ids: an id is
 # reused once its object is gone, and a new exporter must get its log line.
+# At most MAX_FAILED, the oldest let go first (it would be logged once more).
+MAX_FAILED = 1024
 _failed: Dict[int, object] = {}
 _failed_lock = threading.Lock()
 
@@ -69,6 +71,8 @@ def report(e: Any) -> None:
     with _failed_lock:
         if id(e) in _failed:
             return
+        if len(_failed) >= MAX_FAILED:
+            del _failed[next(iter(_failed))]
         _failed[id(e)] = e
     log.exception("exporter %r failed; its later failures are not logged", e)
 

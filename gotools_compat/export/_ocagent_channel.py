@@ -42,13 +42,18 @@ def parse_address(address: str) -> Tuple[str, bool]:
     if "/" in text:
         raise ValueError("agent address %r has a path; give scheme://host:port" % address)
     if text.startswith("["):  # [IPv6] or [IPv6]:port
-        if "]:" not in text:
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or not host or (rest and not rest.startswith(":")):
+            raise ValueError("bad IPv6 address in agent address %r; give [host]:port"
+                             % address)
+        if not rest:
             text += ":%d" % DEFAULT_PORT
     elif text.count(":") > 1:  # a bare IPv6 address
         text = "[%s]:%d" % (text, DEFAULT_PORT)
     elif ":" not in text:
         text += ":%d" % DEFAULT_PORT
-    if not text.rpartition(":")[2].isdigit():
+    port = text.rpartition(":")[2]
+    if not (port.isdigit() and 0 < int(port) < 65536):
         raise ValueError("bad port in agent address %r" % address)
     return text, tls
 

@@ -105,11 +105,7 @@ def _oc_start_ns(start: Any, default: int) -> int:
 def _oc_point(value: Any, kind: int, attrs: Attributes, start_ns: int,
               time_ns: int) -> Any:
     if kind in (CUMULATIVE_DISTRIBUTION, GAUGE_DISTRIBUTION):
-        options = value.bucket_options
-        explicit = options.type_ if options is not None else None
-        bounds = [float(b) for b in explicit.bounds] if explicit is not None else []
-        counts = ([b.count for b in value.buckets] if value.buckets
-                  else [0] * (len(bounds) + 1))
+        bounds, counts = oc_prometheus.distribution_buckets(value)
         # Our compat distributions (a view read through get_metrics()) know min/max.
         return histogram_point(attrs, start_ns, time_ns, counts, bounds, value.sum,
                                getattr(value, "min", None), getattr(value, "max", None))

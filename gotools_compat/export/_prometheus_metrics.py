@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 _RESERVED_LABELS = frozenset(("le", "quantile"))
 #: The sample names each type claims beside its family name.
 SUFFIXES = {"counter": ("_total", "_created"), "gauge": (),
-            "histogram": ("_bucket", "_count", "_sum", "_created")}
+            "histogram": ("_bucket", "_count", "_sum", "_created"),
+            "gaugehistogram": ("_bucket", "_gcount", "_gsum")}
 
 Labels = metric.Labels
 

@@ -12,8 +12,9 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from opencensus.metrics.export.metric_descriptor import MetricDescriptorType as _Type
 from prometheus_client.core import (CounterMetricFamily, GaugeHistogramMetricFamily,
-                                    GaugeMetricFamily, Metric, SummaryMetricFamily)
+                                    GaugeMetricFamily, Metric)
 
+from gotools_compat._oc.prometheus import distribution_buckets
 from gotools_compat._promtext import format_le, metric_name
 
 from ._prometheus_metrics import SUFFIXES, label_names
@@ -41,13 +42,11 @@ def view_family(metric: Any, namespace: str) -> Optional[Metric]:
         family = GaugeHistogramMetricFamily(name, doc, labels=names)
     elif kind == _Type.CUMULATIVE_DISTRIBUTION:
         family = Metric(name, doc, "histogram")
-    elif kind == _Type.SUMMARY:
-        family = SummaryMetricFamily(name, doc, labels=names)
-    else:  # pragma: no cover - opencensus has no other types
+    else:  # SUMMARY: opencensus's MetricDescriptor refuses it, so no view makes one
         return None
     # Series whose label values differ only in None vs "" are one series in
-    # Prometheus (see export.prometheus): cumulative ones are summed, gauges and
-    # summaries keep the later series.
+    # Prometheus (see export.prometheus): cumulative ones are summed, gauges
+    # keep the later series.
     points: Dict[Tuple[str, ...], Any] = {}
     for series in metric.time_series:
         if not series.points:
@@ -63,15 +62,11 @@ def view_family(metric: Any, namespace: str) -> Optional[Metric]:
 
 
 def _plain(kind: int, value: Any) -> Any:
-    """An opencensus point value as a number, ``(counts, sum, bounds)`` or the summary."""
+    """An opencensus point value as a number or ``(counts, sum, bounds)``."""
     if kind in _NUMBERS:
         return value.value
-    if kind in (_Type.GAUGE_DISTRIBUTION, _Type.CUMULATIVE_DISTRIBUTION):
-        bounds = list(value.bucket_options.type_.bounds) if value.bucket_options.type_ else []
-        counts = ([b.count for b in value.buckets] if value.buckets
-                  else [0] * (len(bounds) + 1))
-        return counts, value.sum, bounds
-    return value
+    bounds, counts = distribution_buckets(value)
+    return counts, value.sum, bounds
 
 
 def _sum_points(old: Any, new: Any) -> Any:
@@ -86,16 +81,6 @@ def _add_point(family: Metric, kind: int, names: Tuple[str, ...], values: List[s
                value: Any) -> None:
     if kind in _NUMBERS:
         family.add_metric(values, value)  # type: ignore[attr-defined]
-        return
-    if kind == _Type.SUMMARY:
-        snapshot = value.snapshot
-        quantiles = [(format_le(p.percentile / 100.0), p.value)
-                     for p in (snapshot.value_at_percentiles if snapshot else [])]
-        labels = dict(zip(names, values))
-        for quantile, q_value in quantiles:
-            family.add_sample(family.name, dict(labels, quantile=quantile), q_value)
-        family.add_sample(family.name + "_count", labels, value.count or 0)
-        family.add_sample(family.name + "_sum", labels, value.sum or 0)
         return
     counts, total, bounds = value
     les = [format_le(b) for b in bounds] + ["+Inf"]
