@@ -80,12 +80,12 @@ def agent_json(kind: str, make: Callable[[int], Any], repeat: int) -> None:
     data = agent._pages
 
     def cold() -> bytes:  # every series changed since the last answer
-        data._texts = Texts()
-        return data._build(snapshot(), 2.0)
+        data.texts = Texts()
+        return data.build(snapshot(), 2.0)
 
     body = cold()
     ours = median_ms(cold, repeat)
-    warm = median_ms(lambda: data._build(snapshot(), 2.0), repeat)
+    warm = median_ms(lambda: data.build(snapshot(), 2.0), repeat)
     text = median_ms(lambda: render_parts(snapshot()), repeat)
     print("/metrics.json, agent, %d %s series: %6.1f ms, unchanged since the last answer %5.1f"
           " ms (%4.2f MB)   /metrics text: %5.1f ms   (target <= 100 ms) %s"
@@ -111,11 +111,11 @@ def figure_json(repeat: int) -> None:
     pages = PageData(exporter, 2.0)
 
     def cold() -> bytes:
-        pages._texts = Texts()
-        return pages._build(2.0)
+        pages.texts = Texts()
+        return pages.build(2.0)
 
     ours = median_ms(cold, repeat)
-    warm = median_ms(lambda: pages._build(2.0), repeat)
+    warm = median_ms(lambda: pages.build(2.0), repeat)
     text = median_ms(exporter.render, repeat)
     print("/metrics.json, serve(), %d histogram rows: %6.1f ms, unchanged since the last answer"
           " %5.1f ms   /metrics text: %5.1f ms   (target <= 100 ms) %s"

@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Callable, List, Optional
 
-from bench_prometheus_scrape import BUCKETS, label_pairs
+from _common import LATENCY_BUCKETS, latency_workload
 
 from gotools_compat import event, metric, stats
 from gotools_compat.export import prometheus
@@ -40,9 +40,10 @@ def main() -> None:
     method = event.new_string_key("method")
     route = event.new_string_key("route")
     m = stats.Float64("contention_latency", "latency", "s")
-    metric.HistogramFloat64("contention_latency_seconds", "latency", BUCKETS,
+    metric.HistogramFloat64("contention_latency_seconds", "latency", LATENCY_BUCKETS,
                             keys=[method, route], max_rows=args.series + 1).record(m)
-    contexts = [event.label(None, method.of(a), route.of(b)) for a, b in label_pairs(args.series)]
+    pairs = [labels for labels, _ in latency_workload(args.series, 0, 1)]
+    contexts = [event.label(None, method.of(a), route.of(b)) for a, b in pairs]
     for ctx in contexts:
         m.record(ctx, 0.1)
     exp = prometheus.new()
