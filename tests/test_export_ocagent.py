@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator, List
 
@@ -240,17 +241,19 @@ def test_connect_and_export_never_probe_cloud_metadata(
 def test_exporter_keeps_exporting_when_the_caller_drops_it(receiver: Receiver) -> None:
     m, name = _counter()
     e = _connect([], receiver.port, rate=0.05)
-    ref_count_before = len(ocagent._live)
+    kept = weakref.ref(e)
     del e
     gc.collect()
     m.record(None, 3)
     assert _poll(lambda: [p.int64_value for p in receiver.latest(name).values()] == [3])
     m.record(None, 4)
     assert _poll(lambda: [p.int64_value for p in receiver.latest(name).values()] == [7])
-    assert len(ocagent._live) == ref_count_before
-    for live in list(ocagent._live):
-        if live.config.address == "127.0.0.1:%d" % receiver.port:
-            live.close()
+    e = kept()
+    assert e is not None  # the package holds it until it is closed
+    e.close()
+    del e
+    gc.collect()
+    assert kept() is None  # and lets it go then
 
 
 def test_agent_down_at_start_then_up_gets_the_totals_and_one_warning(
@@ -336,7 +339,10 @@ def test_close_flushes_is_idempotent_and_stops(receiver: Receiver) -> None:
     e.close()
     assert e.closed and not thread.is_alive()
     assert e.flush() is False
-    assert e not in ocagent._live
+    kept = weakref.ref(e)
+    del e
+    gc.collect()
+    assert kept() is None  # closed: nothing of the package holds it
 
 
 def test_a_child_process_that_just_exits_delivers_every_value() -> None:

@@ -129,6 +129,9 @@ class Sender:
     def _enqueue(self, item: Any, count: int) -> None:
         """Queue one read request holding ``count`` units; never blocks on the network."""
         with self._cond:
+            if self._stopping:  # nothing more is sent: counted as dropped
+                self.dropped += count
+                return
             if len(self._queue) >= self._max_queue:
                 _, lost = self._queue.popleft()
                 self.dropped += lost
@@ -159,6 +162,12 @@ class Sender:
         if self._thread is not None:
             self._thread.join(grace + self._timeout)
             self._thread = None
+        with self._cond:  # queued, never taken: the sender was never started
+            left = sum(count for _, count in self._queue)
+            self._queue.clear()
+            self.dropped += left
+        if left:
+            logger.warning("OTLP: %d %s queued were not sent before the stop", left, self.unit)
         try:
             self._exporter.shutdown()
         except Exception:  # noqa: BLE001 - shutting down must not raise
