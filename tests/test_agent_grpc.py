@@ -201,8 +201,8 @@ def test_a_request_that_does_not_read_aborts_invalid_argument_keeping_earlier_on
             list(MetricsService(agent, s).Export(iter([gauge(1, node("svc")), bad,
                                                         gauge(3)]), ctx))
     assert ctx.aborted is not None and ctx.aborted[0] == grpc.StatusCode.INVALID_ARGUMENT
+    # The rest is protobuf's own text, which differs between its versions.
     assert ctx.aborted[1].startswith("invalid protobuf Node: ")
-    assert "bad UTF-8" in ctx.aborted[1]
     assert [r.getMessage() for r in caplog.records if r.name == "gotools_compat.agent._grpc"] \
         == ["metrics stream: " + ctx.aborted[1]]
     assert stored(agent) == [(target("svc", "host:1"), 1)]  # the request before it stays
