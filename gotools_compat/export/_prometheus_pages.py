@@ -125,14 +125,13 @@ def tracez_answer(exporter: Shown, path: str, query: Callable[[str, str], str],
 
 
 def _foreign(doc: Doc, family: Metric) -> None:
-    """A prometheus_client family (of a plain opencensus view) into ``doc``."""
+    """A prometheus_client family (of a plain opencensus view) into ``doc``.
+
+    Views make gauges, counters and histograms only (see ``view_family``)."""
     name, kind = family.name, family.type
     doc.family(name, kind, family.documentation or "", family.unit or "")
     if kind in _HISTOGRAMS:
         _histograms(doc, family)
-        return
-    if kind == "summary":
-        _summaries(doc, family)
         return
     sample_name = name + "_total" if kind == "counter" else name
     for sample in family.samples:
@@ -162,19 +161,3 @@ def _histograms(doc: Doc, family: Metric) -> None:
         counts = [b - a for a, b in zip([0] + cum, cum)]
         doc.histogram(labels_json(key), json.dumps(entry["le"]).encode("ascii"), counts,
                       number_json(entry["sum"]))
-
-
-def _summaries(doc: Doc, family: Metric) -> None:
-    series: Dict[Any, Dict[str, Any]] = {}
-    for sample in family.samples:
-        key = _series_key(sample.labels, "quantile")
-        entry = series.setdefault(key, {"q": [], "sum": 0.0, "count": 0})
-        quantile: Optional[str] = sample.labels.get("quantile")
-        if sample.name == family.name and quantile is not None:
-            entry["q"].append((float(quantile), sample.value))
-        elif sample.name == family.name + "_sum":
-            entry["sum"] = sample.value
-        elif sample.name == family.name + "_count":
-            entry["count"] = int(sample.value)
-    for key, entry in series.items():
-        doc.summary(labels_json(key), entry["count"], entry["sum"], entry["q"])
