@@ -109,6 +109,15 @@ def test_a_url_without_a_scheme_is_refused_naming_the_flag_and_an_example() -> N
                 "--otlp %s: expected a URL such as http://127.0.0.1:4318" % repr(endpoint))
 
 
+def test_a_url_of_another_scheme_or_without_a_host_is_refused_too() -> None:
+    for endpoint in ("ftp://c:4318", "http://", "https:///v1/metrics"):
+        with pytest.raises(ValueError) as caught:
+            signal_url(endpoint, "metrics")
+        assert str(caught.value) == (
+            "--otlp %r: expected a URL such as http://127.0.0.1:4318" % endpoint)
+    assert signal_url(" HTTPS://c:4318 ", "traces") == "HTTPS://c:4318/v1/traces"
+
+
 def test_load_otel_imports_modules_and_resolves_dotted_attributes() -> None:
     assert load_otel() == []
     loaded = load_otel("json", "json.decoder:JSONDecoder.decode", "json:dumps")

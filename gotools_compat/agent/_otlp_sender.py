@@ -29,6 +29,7 @@ import importlib
 import logging
 import threading
 import time
+import urllib.parse
 from typing import Any, Callable, Deque, List, Optional, Tuple
 
 from ._kinds import COUNTER, GAUGE, Family
@@ -58,15 +59,23 @@ def load_otel(*names: str) -> List[Any]:
     return loaded
 
 
+def http_url(url: str, option: str, example: str) -> str:
+    """``url`` stripped if it is an http(s) URL with a host; else a ValueError that
+    names ``option`` and ``url`` as given."""
+    stripped = url.strip()
+    parts = urllib.parse.urlsplit(stripped)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("%s %r: expected a URL such as %s" % (option, url, example))
+    return stripped
+
+
 def signal_url(endpoint: str, signal: str) -> str:
     """OTLP/HTTP's rule: a base URL gets ``/v1/<signal>``; a full one is kept.
 
     A full URL of the other signal (``.../v1/metrics`` for traces) has its
     last part replaced, so one ``--otlp`` serves both.
     """
-    url = endpoint.strip()
-    if "://" not in url:
-        raise ValueError("--otlp %r: expected a URL such as http://127.0.0.1:4318" % endpoint)
+    url = http_url(endpoint, "--otlp", "http://127.0.0.1:4318")
     base = url.rstrip("/")
     if base.endswith("/v1/" + signal):
         return url

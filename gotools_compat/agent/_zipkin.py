@@ -8,9 +8,10 @@ import queue
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from typing import Any, Dict, List, Optional
+
+from ._otlp_sender import http_url
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +47,8 @@ def zipkin_span(record: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def zipkin_url(url: str) -> str:
-    """``url`` if it is an http(s) URL with a host; else a ValueError that says so."""
-    parts = urllib.parse.urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("--zipkin %r: expected a URL such as "
-                         "http://127.0.0.1:9411/api/v2/spans" % url)
-    return parts.geturl()
+    """``url`` stripped, if it is an http(s) URL with a host; else a ValueError that says so."""
+    return http_url(url, "--zipkin", "http://127.0.0.1:9411/api/v2/spans")
 
 
 class ZipkinForwarder:
